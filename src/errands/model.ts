@@ -1,0 +1,170 @@
+// Schemas of errands and of the errand routes' bodies; TypeScript types derive from them.
+
+import { Type } from "@sinclair/typebox";
+import { type Static, t } from "elysia";
+
+// Elysia's t.Integer also accepts numeric strings; a queue's bodies take JSON integers only.
+export const Integer = Type.Integer;
+
+/** Request bodies ignore fields they do not name, as v1 did. */
+const lenient = { additionalProperties: true } as const;
+
+export const STATUSES = [
+  "blocked",
+  "inactive",
+  "active",
+  "failed",
+  "completed",
+  "scheduled",
+] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** Longest ttl accepted, in minutes (ten years): keeps deadlines exact integers. */
+export const MAX_TTL_MINUTES = 5_256_000;
+
+export const JsonObject = t.Record(t.String(), t.Unknown(), {
+  description: "Any JSON object",
+  examples: [{ file: "s3://bucket/key" }],
+});
+
+export const Status = t.Union(
+  [
+    t.Literal("blocked"),
+    t.Literal("inactive"),
+    t.Literal("active"),
+    t.Literal("failed"),
+    t.Literal("completed"),
+    t.Literal("scheduled"),
+  ],
+  {
+    description: "blocked, inactive, active, failed, completed or scheduled",
+    error: "the status must be blocked, inactive, active, failed, completed or scheduled",
+  },
+);
+
+export const Severity = t.Union([t.Literal("INFO"), t.Literal("WARNING"), t.Literal("ERROR")]);
+
+export const ErrandOptions = t.Object(
+  {
+    ttl: t.Optional(
+      Integer({
+        minimum: 0,
+        maximum: MAX_TTL_MINUTES,
+        description: "Minutes an active errand may run before it is failed; 0 = no limit",
+      }),
+    ),
+    retries: t.Optional(
+      Integer({ minimum: 0, maximum: 1_000_000, description: "Re-queues after a failure" }),
+    ),
+    priority: t.Optional(
+      Integer({
+        minimum: -Number.MAX_SAFE_INTEGER,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: "Higher is claimed first",
+      }),
+    ),
+    deleteOnCompleted: t.Optional(t.Boolean()),
+  },
+  { examples: [{ ttl: 60, retries: 2, priority: 500 }] },
+);
+export type ErrandOptions = Static<typeof ErrandOptions>;
+
+export const Log = t.Object({
+  severity: Severity,
+  message: t.String(),
+  timestamp: Integer(),
+});
+export type Log = Static<typeof Log>;
+
+export const Errand = t.Object(
+  {
+    id: t.String(),
+    name: t.String(),
+    type: t.String(),
+    options: ErrandOptions,
+    data: t.Optional(JsonObject),
+    created: Integer({ description: "ms since the Unix epoch" }),
+    status: Status,
+    results: t.Optional(JsonObject),
+    progress: t.Number(),
+    attempts: Integer(),
+    started: t.Optional(Integer()),
+    failed: t.Optional(Integer()),
+    completed: t.Optional(Integer()),
+    logs: t.Optional(t.Array(Log)),
+    pipeline: t.Optional(t.String()),
+  },
+  {
+    examples: [
+      {
+        id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f",
+        name: "Process file 7",
+        type: "extract",
+        options: { ttl: 60, retries: 2 },
+        data: { file: "s3://bucket/key" },
+        created: 1732600000000,
+        status: "active",
+        progress: 0,
+        attempts: 1,
+        started: 1732600001000,
+        logs: [{ severity: "INFO", message: "Started!", timestamp: 1732600001000 }],
+      },
+    ],
+  },
+);
+export type Errand = Static<typeof Errand>;
+
+export const ErrandSpec = t.Object(
+  {
+    name: t.String({ minLength: 1, maxLength: 1000 }),
+    type: t.String({ minLength: 1, maxLength: 255 }),
+    options: t.Optional(ErrandOptions),
+    data: t.Optional(JsonObject),
+  },
+  {
+    ...lenient,
+    examples: [{ name: "Process file 7", type: "extract", data: { file: "s3://bucket/key" } }],
+  },
+);
+export type ErrandSpec = Static<typeof ErrandSpec>;
+
+export const ProgressBody = t.Object({ progress: t.Number({ minimum: 0, maximum: 100 }) }, lenient);
+export const LogBody = t.Object(
+  { severity: Severity, message: t.String({ maxLength: 10_000 }) },
+  lenient,
+);
+export const FailBody = t.Object({ reason: t.String({ maxLength: 10_000 }) }, lenient);
+export const CompleteBody = t.Optional(t.Object({ results: t.Optional(JsonObject) }, lenient));
+
+export const ListKey = t.Union([t.Literal("status"), t.Literal("type")], {
+  error: "the key must be status or type",
+});
+export type ListKey = Static<typeof ListKey>;
+
+export const BulkUpdateBody = t.Object(
+  { status: t.Optional(Status), delete: t.Optional(t.Boolean()) },
+  { ...lenient, examples: [{ status: "inactive" }, { delete: true }] },
+);
+
+export const Paging = t.Object({
+  // Query strings are text: Elysia's t.Integer reads "50" as 50.
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
+  after: t.Optional(t.String({ maxLength: 64 })),
+});
+
+export const ErrorBody = t.Object(
+  { message: t.String(), error: t.Optional(t.String()) },
+  { examples: [{ message: "Errand not found", error: "no errand has id 42" }] },
+);
+
+/** The v1 success envelope. */
+export const ok = <T extends Parameters<typeof t.Object>[0][string]>(results: T) =>
+  t.Object({ status: t.Literal("OK"), results });
+
+export const OkOnly = t.Object({ status: t.Literal("OK") });
+export const OkCount = t.Object({ status: t.Literal("OK"), count: Integer() });
+export const OkPage = t.Object({
+  status: t.Literal("OK"),
+  results: t.Array(Errand),
+  next: t.Optional(t.Union([t.String(), t.Null()])),
+});

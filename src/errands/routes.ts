@@ -1,0 +1,264 @@
+// The v1 errand routes: /v1/errands/… (the collection) and /v1/errand/:id (one errand).
+
+import { Elysia, t } from "elysia";
+import { parseGoDuration } from "../duration.ts";
+import { BadInput, NotFound } from "../errors.ts";
+import {
+  BulkUpdateBody,
+  CompleteBody,
+  Errand,
+  ErrandSpec,
+  ErrorBody,
+  FailBody,
+  ListKey,
+  LogBody,
+  OkCount,
+  OkOnly,
+  OkPage,
+  ok,
+  Paging,
+  ProgressBody,
+  type Status,
+} from "./model.ts";
+import type { BulkChange, ErrandService, Filter } from "./service.ts";
+
+const Id = t.Object({ id: t.String({ maxLength: 64 }) });
+const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody } as const;
+
+export function errandRoutes(errands: ErrandService) {
+  /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
+  const list = (filter: Filter, query: { limit?: number; after?: string }) => {
+    if (query.limit !== undefined) {
+      const page = errands.page(filter, query.after ?? "", query.limit);
+      return { status: "OK" as const, results: page.errands, next: page.next };
+    }
+    return streamList(errands.pages(filter, query.after ?? ""));
+  };
+
+  const claim = async (type: string | undefined) => {
+    if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
+    const errand = await errands.claim(type);
+    if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
+    return { status: "OK" as const, results: errand };
+  };
+
+  return new Elysia({ tags: ["errands"] })
+    .post(
+      "/v1/errands",
+      async ({ body }) => ({ status: "OK", results: await errands.create(body) }),
+      {
+        body: ErrandSpec,
+        response: { 200: ok(Errand), ...errors },
+        detail: { summary: "Create an errand", description: "Emits `created`." },
+      },
+    )
+    .get("/v1/errands", ({ query }) => list(null, query), {
+      query: Paging,
+      response: { 200: OkPage, 400: ErrorBody },
+      detail: {
+        summary: "List errands",
+        description:
+          "Every errand in creation order, streamed. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+      },
+    })
+    .get(
+      "/v1/errands/list/:key/:val",
+      ({ params, query }) => list({ key: params.key, value: params.val }, query),
+      {
+        params: t.Object({ key: ListKey, val: t.String() }),
+        query: Paging,
+        response: { 200: OkPage, 400: ErrorBody },
+        detail: { summary: "List errands by status or type" },
+      },
+    )
+    .post("/v1/errands/process/:type", ({ params }) => claim(params.type), {
+      params: t.Object({ type: t.String() }),
+      response: { 200: ok(Errand), ...errors },
+      detail: {
+        summary: "Claim the next errand of a type",
+        description:
+          "Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none waits.",
+      },
+    })
+    .post("/v1/errands/process", ({ query }) => claim(query.type), {
+      query: t.Object({ type: t.Optional(t.String()) }),
+      response: { 200: ok(Errand), ...errors },
+      detail: { summary: "Claim the next errand of a type (older clients' form)" },
+    })
+    .post(
+      "/v1/errands/update/:key/:val",
+      async ({ params, body }) => {
+        const change = bulkChange(body);
+        const filter = { key: params.key, value: params.val };
+        return { status: "OK" as const, count: await errands.updateWhere(filter, change) };
+      },
+      {
+        params: t.Object({ key: ListKey, val: t.String() }),
+        body: BulkUpdateBody,
+        response: { 200: OkCount, 400: ErrorBody },
+        detail: {
+          summary: "Set the status of, or delete, every matching errand",
+          description:
+            'Body `{"status":S}` or `{"delete":true}`; one transaction. Errands of a pipeline are not deleted here: they go with their pipeline.',
+        },
+      },
+    )
+    .post(
+      "/v1/errands/clear/:duration",
+      async ({ params }) => {
+        const age = parseGoDuration(params.duration);
+        if (age === null) {
+          throw new BadInput(
+            "Invalid duration",
+            `${JSON.stringify(params.duration)} is not a duration such as 90s, 1h30m or 300ms`,
+          );
+        }
+        return { status: "OK" as const, results: await errands.clear(age) };
+      },
+      {
+        params: t.Object({ duration: t.String() }),
+        response: { 200: ok(t.Array(Errand)), 400: ErrorBody },
+        detail: {
+          summary: "Delete errands finished more than a duration ago",
+          description: "Completed and failed errands; Go duration syntax (`90s`, `1h30m`).",
+        },
+      },
+    )
+    .get(
+      "/v1/errand/:id",
+      ({ params }) => ({ status: "OK" as const, results: errands.get(params.id) }),
+      {
+        params: Id,
+        response: { 200: ok(Errand), 404: ErrorBody },
+        detail: { summary: "Get an errand" },
+      },
+    )
+    .put(
+      "/v1/errand/:id",
+      async ({ params, body }) => ({
+        status: "OK" as const,
+        results: await errands.progress(params.id, body.progress),
+      }),
+      {
+        params: Id,
+        body: ProgressBody,
+        response: { 200: ok(Errand), ...errors },
+        detail: {
+          summary: "Update the progress of an active errand",
+          description: "Emits `updated`.",
+        },
+      },
+    )
+    .post(
+      "/v1/errand/:id/log",
+      async ({ params, body }) => ({
+        status: "OK" as const,
+        results: await errands.log(params.id, body.severity, body.message),
+      }),
+      {
+        params: Id,
+        body: LogBody,
+        response: { 200: ok(Errand), ...errors },
+        detail: { summary: "Append a log entry to an active errand" },
+      },
+    )
+    .put(
+      "/v1/errand/:id/failed",
+      async ({ params, body }) => ({
+        status: "OK" as const,
+        results: await errands.fail(params.id, body.reason),
+      }),
+      {
+        params: Id,
+        body: FailBody,
+        response: { 200: ok(Errand), ...errors },
+        detail: {
+          summary: "Fail an errand",
+          description:
+            "Logs the reason as ERROR. Re-queued (inactive) while attempts ≤ options.retries, else failed. Emits `failed`.",
+        },
+      },
+    )
+    .put(
+      "/v1/errand/:id/completed",
+      async ({ params, body }) => ({
+        status: "OK" as const,
+        results: await errands.complete(params.id, body?.results),
+      }),
+      {
+        params: Id,
+        body: CompleteBody,
+        response: { 200: ok(Errand), ...errors },
+        detail: {
+          summary: "Complete an errand",
+          description: "Stores `results`, progress 100, logs `Completed!`. Emits `completed`.",
+        },
+      },
+    )
+    .post(
+      "/v1/errand/:id/retry",
+      async ({ params }) => ({ status: "OK" as const, results: await errands.retry(params.id) }),
+      {
+        params: Id,
+        response: { 200: ok(Errand), ...errors },
+        detail: { summary: "Queue an errand again", description: "Emits `retry`." },
+      },
+    )
+    .delete(
+      "/v1/errand/:id",
+      async ({ params }) => {
+        await errands.remove(params.id);
+        return { status: "OK" as const };
+      },
+      {
+        params: Id,
+        response: { 200: OkOnly, 409: ErrorBody },
+        detail: {
+          summary: "Delete an errand",
+          description: "200 also when the id is unknown (v1). Emits `deleted`.",
+        },
+      },
+    );
+}
+
+/** Exactly one of {"status":S} and {"delete":true}. */
+function bulkChange(body: { status?: Status; delete?: boolean }): BulkChange {
+  if (body.status === "scheduled") {
+    throw new BadInput("Invalid request", "body.status: scheduled needs a time; use retry instead");
+  }
+  if (body.status !== undefined && body.delete === undefined) return { status: body.status };
+  if (body.delete === true && body.status === undefined) return { delete: true };
+  throw new BadInput(
+    "Invalid request",
+    'the body must be either {"status":<a status>} or {"delete":true}',
+  );
+}
+
+/** Streams {"status":"OK","results":[…]} a page at a time, so memory stays flat. */
+function streamList(pages: Generator<Errand[]>): Response {
+  const encoder = new TextEncoder();
+  let first = true;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode('{"status":"OK","results":['));
+    },
+    pull(controller) {
+      const next = pages.next();
+      if (next.done) {
+        controller.enqueue(encoder.encode("]}"));
+        controller.close();
+        return;
+      }
+      let chunk = "";
+      for (const errand of next.value) {
+        chunk += (first ? "" : ",") + JSON.stringify(errand);
+        first = false;
+      }
+      controller.enqueue(encoder.encode(chunk));
+    },
+    cancel() {
+      pages.return(undefined);
+    },
+  });
+  return new Response(stream, { headers: { "content-type": "application/json" } });
+}

@@ -1,0 +1,370 @@
+// The errand lifecycle: create, claim, progress, log, fail, complete, retry, delete, expire.
+// Plain TypeScript over the store; knows nothing of HTTP.
+
+import type { Clock } from "../clock.ts";
+import { BadInput, Conflict, NotFound } from "../errors.ts";
+import type { EventBus, EventName } from "../events/bus.ts";
+import type { Store, Tx } from "../store/db.ts";
+import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
+import type { Errand, ErrandSpec, ListKey, Log, Status } from "./model.ts";
+
+export interface ErrandServiceDeps {
+  store: Store;
+  clock: Clock;
+  bus: EventBus;
+  maxLogs: number;
+  /** Told of each TTL expiry, for the operator's log. */
+  onExpired?: (errand: Errand) => void;
+}
+
+export type Filter = { key: ListKey; value: string } | null;
+
+export type BulkChange = { status: Status } | { delete: true };
+
+const SWEEP_BATCH = 500;
+
+export class ErrandService {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly bus: EventBus;
+  private readonly maxLogs: number;
+  private readonly onExpired: (errand: Errand) => void;
+  private readonly w: ErrandWrites;
+  private readonly r: ErrandReads;
+
+  constructor(deps: ErrandServiceDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.bus = deps.bus;
+    this.maxLogs = deps.maxLogs;
+    this.onExpired = deps.onExpired ?? (() => {});
+    this.w = new ErrandWrites(deps.store.writer);
+    this.r = new ErrandReads(deps.store.reader);
+  }
+
+  create(spec: ErrandSpec): Promise<Errand> {
+    return this.store.write((tx) => this.insert(tx, spec));
+  }
+
+  get(id: string): Errand {
+    const row = this.r.get.get(id);
+    if (!row) throw notFound(id);
+    return toErrand(row, this.r);
+  }
+
+  /** Pages of errands in creation order, read from committed data. */
+  *pages(filter: Filter, after = "", pageSize = 500): Generator<Errand[]> {
+    let cursor = after;
+    for (;;) {
+      const rows = this.r.page(filter, cursor, pageSize);
+      if (rows.length === 0) return;
+      yield rows.map((row) => toErrand(row, this.r));
+      if (rows.length < pageSize) return;
+      cursor = rows[rows.length - 1]?.id ?? cursor;
+    }
+  }
+
+  /** One page and the cursor of the next, or null when this is the last. */
+  page(filter: Filter, after: string, limit: number): { errands: Errand[]; next: string | null } {
+    const rows = this.r.page(filter, after, limit + 1);
+    const more = rows.length > limit;
+    const kept = more ? rows.slice(0, limit) : rows;
+    return {
+      errands: kept.map((row) => toErrand(row, this.r)),
+      next: more ? (kept[kept.length - 1]?.id ?? null) : null,
+    };
+  }
+
+  /** Claims the next inactive errand of `type`, or answers null when none waits. */
+  claim(type: string): Promise<Errand | null> {
+    return this.store.write((tx) => this.claimIn(tx, type));
+  }
+
+  progress(id: string, progress: number): Promise<Errand> {
+    return this.store.write((tx) => {
+      const row = this.load(id);
+      requireActive(row, "update its progress");
+      row.progress = progress;
+      this.save(row);
+      return this.emit(tx, "updated", row);
+    });
+  }
+
+  log(id: string, severity: Log["severity"], message: string): Promise<Errand> {
+    return this.store.write((tx) => {
+      const row = this.load(id);
+      requireActive(row, "log to it");
+      this.appendLog(id, severity, message);
+      return this.emit(tx, "updated", row);
+    });
+  }
+
+  fail(id: string, reason: string): Promise<Errand> {
+    return this.store.write((tx) => {
+      const row = this.load(id);
+      requireNotBlocked(row, "fail");
+      return this.failIn(tx, row, reason);
+    });
+  }
+
+  complete(id: string, results: Record<string, unknown> | undefined): Promise<Errand> {
+    return this.store.write((tx) => {
+      const row = this.load(id);
+      requireNotBlocked(row, "complete");
+      const now = this.clock.now();
+      this.appendLog(id, "INFO", "Completed!");
+      row.status = "completed";
+      row.completed = now;
+      row.finished = now;
+      row.progress = 100;
+      row.ttl_deadline = null;
+      if (results !== undefined) row.results = JSON.stringify(results);
+      this.save(row);
+      const errand = this.emit(tx, "completed", row);
+      if (errand.options.deleteOnCompleted) this.removeIn(tx, row);
+      return errand;
+    });
+  }
+
+  retry(id: string): Promise<Errand> {
+    return this.store.write((tx) => {
+      const row = this.load(id);
+      if (row.status === "inactive" || row.status === "blocked" || row.status === "scheduled") {
+        throw new Conflict(
+          "Cannot retry errand",
+          `errand ${id} is ${row.status}: only an active, failed or completed errand can be retried`,
+        );
+      }
+      this.appendLog(id, "INFO", "Retrying!");
+      row.status = "inactive";
+      row.progress = 0;
+      row.finished = null;
+      row.ttl_deadline = null;
+      this.save(row);
+      return this.emit(tx, "retry", row);
+    });
+  }
+
+  /** Deletes the errand; an unknown id is not an error (v1). */
+  remove(id: string): Promise<void> {
+    return this.store.write((tx) => {
+      const row = this.w.get.get(id);
+      if (!row) return;
+      if (row.pipeline !== null) {
+        throw new Conflict(
+          "Cannot delete an errand of a pipeline",
+          `errand ${id} belongs to pipeline ${row.pipeline}: delete the pipeline instead`,
+        );
+      }
+      this.removeIn(tx, row);
+    });
+  }
+
+  /** Sets every matching errand to a status, or deletes them all; returns how many. */
+  updateWhere(filter: { key: ListKey; value: string }, change: BulkChange): Promise<number> {
+    return this.store.write((tx) => {
+      const ids = this.w.idsWhere(filter.key, filter.value);
+      let count = 0;
+      for (const id of ids) {
+        const row = this.w.get.get(id);
+        if (!row) continue;
+        if ("delete" in change) {
+          // Pipeline errands go with their pipeline.
+          if (row.pipeline !== null) continue;
+          this.removeIn(tx, row);
+        } else {
+          this.setStatus(row, change.status);
+          this.save(row);
+          this.emit(tx, "updated", row);
+        }
+        count++;
+      }
+      return count;
+    });
+  }
+
+  /** Deletes completed and failed errands that finished more than `ageMs` ago. */
+  clear(ageMs: number): Promise<Errand[]> {
+    if (ageMs < 0) throw new BadInput("Invalid duration", "the duration must not be negative");
+    return this.store.write((tx) => {
+      const threshold = this.clock.now() - ageMs;
+      const removed: Errand[] = [];
+      for (const { id } of this.w.finishedBefore.all(threshold)) {
+        const row = this.w.get.get(id);
+        if (row) removed.push(this.removeIn(tx, row));
+      }
+      return removed;
+    });
+  }
+
+  /** Fails every active errand past its TTL (re-queued when retries remain); returns how many. */
+  async expireOverdue(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const expired = await this.store.write((tx) => {
+        const ids = this.w.overdue.all(this.clock.now(), SWEEP_BATCH);
+        const errands: Errand[] = [];
+        for (const { id } of ids) {
+          const row = this.w.get.get(id);
+          if (row) errands.push(this.failIn(tx, row, "TTL Expired"));
+        }
+        return errands;
+      });
+      for (const errand of expired) this.onExpired(errand);
+      total += expired.length;
+      if (expired.length < SWEEP_BATCH) return total;
+    }
+  }
+
+  // --- inside a write transaction ---
+
+  private insert(tx: Tx, spec: ErrandSpec): Errand {
+    const id = Bun.randomUUIDv7();
+    const options = normalizeOptions(spec.options ?? {});
+    const data = spec.data === undefined ? null : JSON.stringify(spec.data);
+    this.w.insert.run(
+      id,
+      spec.name,
+      spec.type,
+      "inactive",
+      options.priority ?? 0,
+      JSON.stringify(options),
+      data,
+      this.clock.now(),
+      null,
+    );
+    return this.emit(tx, "created", this.load(id));
+  }
+
+  private claimIn(tx: Tx, type: string): Errand | null {
+    const row = this.w.claim.get(this.clock.now(), type);
+    if (!row) return null;
+    this.appendLog(row.id, "INFO", "Started!");
+    return this.emit(tx, "processing", row);
+  }
+
+  private failIn(tx: Tx, row: ErrandRow, reason: string): Errand {
+    const now = this.clock.now();
+    const retries = parseOptions(row).retries ?? 0;
+    this.appendLog(row.id, "ERROR", reason);
+    row.failed = now;
+    row.progress = 0;
+    row.ttl_deadline = null;
+    row.status = retries > 0 && row.attempts <= retries ? "inactive" : "failed";
+    row.finished = row.status === "failed" ? now : null;
+    this.save(row);
+    return this.emit(tx, "failed", row);
+  }
+
+  private removeIn(tx: Tx, row: ErrandRow): Errand {
+    const errand = toErrand(row, this.w);
+    this.w.removeLogs.run(row.id);
+    this.w.remove.run(row.id);
+    this.bus.record(tx, "deleted", errand);
+    return errand;
+  }
+
+  private setStatus(row: ErrandRow, status: Status): void {
+    const now = this.clock.now();
+    row.status = status;
+    const final = status === "completed" || status === "failed";
+    row.finished = final ? now : null;
+    if (status === "active") {
+      row.started ??= now;
+      const ttl = parseOptions(row).ttl ?? 0;
+      row.ttl_deadline = ttl > 0 ? now + ttl * 60_000 : null;
+    } else {
+      row.ttl_deadline = null;
+    }
+  }
+
+  private load(id: string): ErrandRow {
+    const row = this.w.get.get(id);
+    if (!row) throw notFound(id);
+    return row;
+  }
+
+  private save(row: ErrandRow): void {
+    this.w.save.run(
+      row.status,
+      row.progress,
+      row.results,
+      row.started,
+      row.failed,
+      row.completed,
+      row.finished,
+      row.ttl_deadline,
+      row.id,
+    );
+  }
+
+  private appendLog(id: string, severity: Log["severity"], message: string): void {
+    this.w.appendLog.run(id, severity, message, this.clock.now());
+    this.w.trimLogs.run(id, id, this.maxLogs);
+  }
+
+  /** Records the event with the errand as it now is, and returns that errand. */
+  private emit(tx: Tx, event: EventName, row: ErrandRow): Errand {
+    const errand = toErrand(row, this.w);
+    this.bus.record(tx, event, errand);
+    return errand;
+  }
+}
+
+function notFound(id: string): NotFound {
+  return new NotFound("Errand not found", `no errand has id ${JSON.stringify(id)}`);
+}
+
+function requireActive(row: ErrandRow, action: string): void {
+  if (row.status !== "active") {
+    throw new Conflict(
+      "Errand must be in active state",
+      `errand ${row.id} is ${row.status}: only an active errand can ${action}`,
+    );
+  }
+}
+
+function requireNotBlocked(row: ErrandRow, action: string): void {
+  if (row.status === "blocked") {
+    throw new Conflict(
+      `Cannot ${action} a blocked errand`,
+      `errand ${row.id} is blocked: it waits on its pipeline dependencies`,
+    );
+  }
+}
+
+function parseOptions(row: ErrandRow): Errand["options"] {
+  return JSON.parse(row.options) as Errand["options"];
+}
+
+/** Drops zero and false options, as v1's omitempty did. */
+function normalizeOptions(options: Errand["options"]): Errand["options"] {
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== 0 && value !== false && value !== undefined && value !== null) kept[key] = value;
+  }
+  return kept as Errand["options"];
+}
+
+/** The errand as clients see it, optional fields omitted when empty (v1). */
+export function toErrand(row: ErrandRow, sql: ErrandReads): Errand {
+  const errand: Errand = {
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    options: parseOptions(row),
+    created: row.created,
+    status: row.status as Status,
+    progress: row.progress,
+    attempts: row.attempts,
+  };
+  if (row.data !== null) errand.data = JSON.parse(row.data);
+  if (row.results !== null) errand.results = JSON.parse(row.results);
+  if (row.started) errand.started = row.started;
+  if (row.failed) errand.failed = row.failed;
+  if (row.completed) errand.completed = row.completed;
+  const logs = sql.logs.all(row.id) as Log[];
+  if (logs.length > 0) errand.logs = logs;
+  if (row.pipeline !== null) errand.pipeline = row.pipeline;
+  return errand;
+}

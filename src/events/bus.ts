@@ -1,0 +1,52 @@
+// Events of errands: written to the event log inside the change's transaction, and handed to
+// live listeners (SSE streams, long-poll waiters) only after that transaction commits.
+
+import type { Tx } from "../store/db.ts";
+import type { EventWrites } from "../store/events.ts";
+
+export const EVENT_NAMES = [
+  "created",
+  "updated",
+  "processing",
+  "completed",
+  "failed",
+  "retry",
+  "unblocked",
+  "deleted",
+] as const;
+
+export type EventName = (typeof EVENT_NAMES)[number];
+
+export interface ErrandEvent<E = unknown> {
+  id: number;
+  event: EventName;
+  errand: E;
+  /** The frame's data, exactly as stored: {"event":…,"errand":…}. */
+  payload: string;
+}
+
+export type Listener = (event: ErrandEvent) => void;
+
+export class EventBus {
+  private readonly listeners = new Set<Listener>();
+
+  constructor(
+    private readonly sql: EventWrites,
+    private readonly now: () => number,
+  ) {}
+
+  /** Records the event in tx; listeners hear it once tx commits. */
+  record(tx: Tx, event: EventName, errand: unknown): void {
+    const payload = JSON.stringify({ event, errand });
+    const row = this.sql.insert.get(event, this.now(), payload);
+    const published: ErrandEvent = { id: row?.id ?? 0, event, errand, payload };
+    tx.afterCommit(() => {
+      for (const listener of this.listeners) listener(published);
+    });
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

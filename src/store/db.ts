@@ -1,0 +1,134 @@
+// Opens the SQLite database, migrates it, and runs writes under group commit.
+//
+// Writes of requests that arrive together share one transaction and so one fsync: each write
+// runs at once inside a savepoint of the open group (a failure rolls back only its own changes),
+// and its promise settles only after the COMMIT that holds it. Reads go through a second,
+// read-only connection, so they only ever see committed data.
+
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { SyncMode } from "../config.ts";
+import { StorageUnavailable } from "../errors.ts";
+import m0001 from "./migrations/0001_errands.sql" with { type: "text" };
+
+/** Numbered migrations; index i holds version i + 1. */
+const MIGRATIONS: string[] = [m0001];
+
+export interface Tx {
+  /** Runs fn after the commit that holds this write, never if it is rolled back. */
+  afterCommit(fn: () => void): void;
+}
+
+interface Member {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  after: Array<() => void>;
+}
+
+export class Store {
+  readonly writer: Database;
+  readonly reader: Database;
+  private group: Member[] | null = null;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    options: { sync?: SyncMode } = {},
+  ) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.writer = new Database(path, { create: true, strict: true });
+    this.writer.run("PRAGMA journal_mode = WAL");
+    this.writer.run(`PRAGMA synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
+    this.writer.run("PRAGMA busy_timeout = 5000");
+    migrate(this.writer);
+    this.reader = new Database(path, { readonly: true, strict: true });
+    this.reader.run("PRAGMA busy_timeout = 5000");
+  }
+
+  /** Runs fn in the open group's transaction; resolves with its result once committed. */
+  write<T>(fn: (tx: Tx) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new StorageUnavailable("the store is closed"));
+    try {
+      if (this.group === null) {
+        this.writer.run("BEGIN IMMEDIATE");
+        this.group = [];
+        setImmediate(() => this.commit());
+      }
+    } catch (error) {
+      return Promise.reject(new StorageUnavailable(describe(error)));
+    }
+    const after: Array<() => void> = [];
+    let result: T;
+    this.writer.run("SAVEPOINT request");
+    try {
+      result = fn({ afterCommit: (f) => after.push(f) });
+      this.writer.run("RELEASE request");
+    } catch (error) {
+      this.writer.run("ROLLBACK TO request");
+      this.writer.run("RELEASE request");
+      return Promise.reject(error);
+    }
+    const group = this.group;
+    return new Promise<T>((resolve, reject) => {
+      group.push({ resolve: () => resolve(result), reject, after });
+    });
+  }
+
+  /** Commits the open group now (also run by a timer after each event-loop turn). */
+  commit(): void {
+    const group = this.group;
+    if (group === null) return;
+    this.group = null;
+    try {
+      this.writer.run("COMMIT");
+    } catch (error) {
+      try {
+        this.writer.run("ROLLBACK");
+      } catch {
+        // Already rolled back by SQLite.
+      }
+      const failure = new StorageUnavailable(describe(error));
+      for (const member of group) member.reject(failure);
+      return;
+    }
+    for (const member of group) {
+      for (const f of member.after) f();
+      member.resolve();
+    }
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.commit();
+    this.closed = true;
+    this.writer.run("PRAGMA optimize");
+    this.reader.close();
+    this.writer.close();
+  }
+}
+
+function migrate(db: Database): void {
+  const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
+  const version = row?.user_version ?? 0;
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `the database is at schema version ${version}, newer than this server (${MIGRATIONS.length})`,
+    );
+  }
+  if (version === MIGRATIONS.length) return;
+  db.transaction(() => {
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.run(MIGRATIONS[v] ?? "");
+    }
+    db.run(`PRAGMA user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

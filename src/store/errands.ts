@@ -1,0 +1,148 @@
+// SQL for errands and their logs, prepared once per connection.
+
+import type { Database } from "bun:sqlite";
+
+export interface ErrandRow {
+  id: string;
+  name: string;
+  type: string;
+  status: string;
+  priority: number;
+  options: string;
+  data: string | null;
+  results: string | null;
+  created: number;
+  progress: number;
+  attempts: number;
+  started: number | null;
+  failed: number | null;
+  completed: number | null;
+  finished: number | null;
+  ttl_deadline: number | null;
+  pipeline: string | null;
+}
+
+export interface LogRow {
+  severity: string;
+  message: string;
+  timestamp: number;
+}
+
+const COLUMNS =
+  "id, name, type, status, priority, options, data, results, created, progress, attempts, " +
+  "started, failed, completed, finished, ttl_deadline, pipeline";
+
+/** The statements every connection needs: reading errands. */
+export class ErrandReads {
+  readonly get;
+  readonly logs;
+  readonly pageAll;
+  readonly pageByStatus;
+  readonly pageByType;
+
+  constructor(db: Database) {
+    this.get = db.prepare<ErrandRow, [string]>(`SELECT ${COLUMNS} FROM errands WHERE id = ?`);
+    this.logs = db.prepare<LogRow, [string]>(
+      "SELECT severity, message, timestamp FROM errand_logs WHERE errand_id = ? ORDER BY id",
+    );
+    this.pageAll = db.prepare<ErrandRow, [string, number]>(
+      `SELECT ${COLUMNS} FROM errands WHERE id > ? ORDER BY id LIMIT ?`,
+    );
+    this.pageByStatus = db.prepare<ErrandRow, [string, string, number]>(
+      `SELECT ${COLUMNS} FROM errands WHERE status = ? AND id > ? ORDER BY id LIMIT ?`,
+    );
+    this.pageByType = db.prepare<ErrandRow, [string, string, number]>(
+      `SELECT ${COLUMNS} FROM errands WHERE type = ? AND id > ? ORDER BY id LIMIT ?`,
+    );
+  }
+
+  /** One page of errands in id (creation) order, optionally where `key` equals `value`. */
+  page(filter: { key: "status" | "type"; value: string } | null, after: string, limit: number) {
+    if (filter === null) return this.pageAll.all(after, limit);
+    const stmt = filter.key === "status" ? this.pageByStatus : this.pageByType;
+    return stmt.all(filter.value, after, limit);
+  }
+}
+
+/** The statements that change errands, on the write connection. */
+export class ErrandWrites extends ErrandReads {
+  readonly insert;
+  readonly claim;
+  readonly save;
+  readonly remove;
+  readonly removeLogs;
+  readonly appendLog;
+  readonly trimLogs;
+  readonly idsByStatus;
+  readonly idsByType;
+  readonly finishedBefore;
+  readonly overdue;
+
+  constructor(db: Database) {
+    super(db);
+    this.insert = db.prepare<
+      unknown,
+      [string, string, string, string, number, string, string | null, number, number | null]
+    >(
+      `INSERT INTO errands (id, name, type, status, priority, options, data, created, ttl_deadline)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // One atomic statement on the errands_claim index: no two claims can take the same row.
+    this.claim = db.prepare<ErrandRow, [number, string]>(
+      `UPDATE errands
+         SET status = 'active', started = ?1, attempts = attempts + 1, progress = 0,
+             finished = NULL,
+             ttl_deadline = CASE WHEN json_extract(options, '$.ttl') > 0
+                                 THEN ?1 + json_extract(options, '$.ttl') * 60000 END
+       WHERE id = (SELECT id FROM errands
+                    WHERE type = ?2 AND status = 'inactive'
+                    ORDER BY priority DESC, created, id LIMIT 1)
+       RETURNING ${COLUMNS}`,
+    );
+    this.save = db.prepare<
+      unknown,
+      [
+        string,
+        number,
+        string | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        string,
+      ]
+    >(
+      `UPDATE errands SET status = ?, progress = ?, results = ?, started = ?, failed = ?,
+         completed = ?, finished = ?, ttl_deadline = ? WHERE id = ?`,
+    );
+    this.remove = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
+    this.removeLogs = db.prepare<unknown, [string]>("DELETE FROM errand_logs WHERE errand_id = ?");
+    this.appendLog = db.prepare<unknown, [string, string, string, number]>(
+      "INSERT INTO errand_logs (errand_id, severity, message, timestamp) VALUES (?, ?, ?, ?)",
+    );
+    // Drops all but the newest `keep` entries, walking the errand's own index entries only.
+    this.trimLogs = db.prepare<unknown, [string, string, number]>(
+      `DELETE FROM errand_logs WHERE errand_id = ? AND id <= (
+         SELECT id FROM errand_logs WHERE errand_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+    );
+    this.idsByStatus = db.prepare<{ id: string }, [string]>(
+      "SELECT id FROM errands WHERE status = ? ORDER BY id",
+    );
+    this.idsByType = db.prepare<{ id: string }, [string]>(
+      "SELECT id FROM errands WHERE type = ? ORDER BY id",
+    );
+    this.finishedBefore = db.prepare<{ id: string }, [number]>(
+      `SELECT id FROM errands WHERE finished < ? AND status IN ('completed', 'failed')
+         AND pipeline IS NULL ORDER BY finished`,
+    );
+    this.overdue = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM errands WHERE ttl_deadline <= ? ORDER BY ttl_deadline LIMIT ?",
+    );
+  }
+
+  idsWhere(key: "status" | "type", value: string): string[] {
+    const stmt = key === "status" ? this.idsByStatus : this.idsByType;
+    return stmt.all(value).map((r) => r.id);
+  }
+}

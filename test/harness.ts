@@ -1,0 +1,79 @@
+// Builds apps on real SQLite files in temp dirs, with a clock the test moves, and calls them
+// over app.handle exactly as a client would.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApp } from "../src/app.ts";
+import { ManualClock } from "../src/clock.ts";
+import { type Config, loadConfig } from "../src/config.ts";
+import { Store } from "../src/store/db.ts";
+
+const dirs: string[] = [];
+
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "errands-test-"));
+  dirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export interface Answer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field in tests
+  body: any;
+  headers: Headers;
+}
+
+export interface TestApp extends ReturnType<typeof createApp> {
+  store: Store;
+  clock: ManualClock;
+  config: Config;
+  dir: string;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Answer>;
+  close(): void;
+}
+
+export function testConfig(dir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ ERRANDS_STORAGE: `${dir}/`, ...env });
+}
+
+export function makeApp(
+  options: { dir?: string; clock?: ManualClock; env?: Record<string, string> } = {},
+): TestApp {
+  const dir = options.dir ?? tempDir();
+  const config = testConfig(dir, options.env);
+  const clock = options.clock ?? new ManualClock();
+  const store = new Store(config.storage, { sync: config.sync });
+  const built = createApp({ store, clock, config });
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Answer> => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)["content-type"] ??= "application/json";
+    }
+    const res = await built.app.handle(new Request(`http://localhost${path}`, init));
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON: keep the text.
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+  return { ...built, store, clock, config, dir, call, close: () => store.close() };
+}
