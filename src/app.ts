@@ -7,6 +7,8 @@ import { errandRoutes } from "./errands/routes.ts";
 import { ErrandService } from "./errands/service.ts";
 import { BadInput, DomainError } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
+import { EventStreams } from "./events/stream.ts";
+import { Waiters } from "./events/waiters.ts";
 import { type Logger, silentLogger } from "./ops/log.ts";
 import type { Store } from "./store/db.ts";
 import { EventWrites } from "./store/events.ts";
@@ -31,6 +33,13 @@ export function createApp(deps: AppDeps) {
       logger.info("errand expired", { id: errand.id, type: errand.type, status: errand.status }),
   });
 
+  const waiters = new Waiters(errands, bus);
+  const streams = new EventStreams(store, bus, {
+    keepAliveMs: config.keepAliveMs,
+    maxStreams: config.maxStreams,
+    maxBufferBytes: config.sseMaxBufferBytes,
+  });
+
   // normalize: false — bodies are validated as sent, never coerced (an array is not an object).
   const app = new Elysia({ normalize: false })
     .onParse(async ({ request }) => parseJsonBody(request))
@@ -46,14 +55,22 @@ export function createApp(deps: AppDeps) {
       set.status = answer.status;
       return answer.body;
     })
-    .use(errandRoutes(errands));
+    .use(errandRoutes(errands, waiters))
+    .use(streams.routes());
 
-  /** One pass of the background checks: TTL expiry. */
+  /** One pass of the background checks: TTL expiry, event retention. */
   const sweep = async () => {
     await errands.expireOverdue();
+    await bus.prune(store, clock.now() - config.eventRetentionMs);
   };
 
-  return { app, bus, errands, sweep };
+  /** Ends what holds requests open: long-poll waiters and event streams (shutdown). */
+  const release = () => {
+    waiters.closeAll();
+    streams.closeAll();
+  };
+
+  return { app, bus, errands, waiters, streams, sweep, release };
 }
 
 export type App = ReturnType<typeof createApp>;
@@ -65,8 +82,10 @@ interface ErrorAnswer {
 
 /** Maps anything thrown while handling a request to a status and the error envelope. */
 function toErrorAnswer(code: string | number, error: unknown): ErrorAnswer {
-  if (error instanceof DomainError) {
-    return { status: error.status, body: { message: error.message, error: error.detail } };
+  // A domain error thrown while parsing reaches here wrapped in Elysia's ParseError.
+  const domain = error instanceof Error && code === "PARSE" ? error.cause : error;
+  if (domain instanceof DomainError) {
+    return { status: domain.status, body: { message: domain.message, error: domain.detail } };
   }
   switch (code) {
     case "VALIDATION":
@@ -93,15 +112,44 @@ function toErrorAnswer(code: string | number, error: unknown): ErrorAnswer {
   return { status: 500, body: { message: "Internal error", error: "the server could not answer" } };
 }
 
-/** Every body is JSON, whatever its Content-Type says (v1 read it so); empty means none. */
+/** Deepest nesting accepted: JSON.parse takes more than JSON.stringify can write back. */
+const MAX_JSON_DEPTH = 1000;
+
+/**
+ * Every body is JSON, whatever its Content-Type says (v1 read it so). An empty body reads as
+ * `{}`: answering undefined would hand the already-read request to Elysia's own parser, which
+ * refuses it, and clients commonly send `Content-Type: application/json` with no body on
+ * routes that take none (claim, retry).
+ */
 async function parseJsonBody(request: Request): Promise<unknown> {
   const text = await request.text();
-  if (text.trim() === "") return undefined;
+  if (text.trim() === "") return {};
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new BadInput("Malformed body", `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   try {
     return JSON.parse(text);
   } catch {
     throw new BadInput("Malformed body", "the body is not valid JSON");
   }
+}
+
+/** How deep arrays and objects nest in JSON text, brackets inside strings not counted. */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
 }
 
 /** Names the field and what is wrong with it: "body.options.ttl: Expected integer". */
@@ -112,7 +160,11 @@ function describeValidation(error: unknown): string {
     all?: Array<{ path?: string; message?: string }>;
   };
   const first = e.all?.[0];
-  const where = `${e.type ?? "input"}${(first?.path ?? "").replaceAll("/", ".")}`;
+  const part = ["body", "query", "params", "headers"].includes(e.type ?? "") ? e.type : "input";
   const what = typeof e.customError === "string" ? e.customError : first?.message;
+  // Elysia checks coerced query numbers on their own, with no path: the schema's own error
+  // text names the field then.
+  if (part === "input" && typeof e.customError === "string") return e.customError;
+  const where = `${part}${(first?.path ?? "").replaceAll("/", ".")}`;
   return `${where}: ${what ?? "is invalid"}`;
 }

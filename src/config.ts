@@ -22,6 +22,10 @@ export interface Config {
   maxStreams: number;
   /** How often TTL expiry is checked. */
   sweepIntervalMs: number;
+  /** How often an idle event stream sends a keep-alive comment. */
+  keepAliveMs: number;
+  /** Bytes an event stream may hold for a client that is not reading before it is cut off. */
+  sseMaxBufferBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -141,6 +145,8 @@ export function loadConfig(
     metricsPublic: metricsPublic ?? false,
     maxStreams: maxStreams ?? 1000,
     sweepIntervalMs: 1000,
+    keepAliveMs: 15_000,
+    sseMaxBufferBytes: 1024 * 1024,
   };
 }
 

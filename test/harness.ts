@@ -47,10 +47,16 @@ export function testConfig(dir: string, env: Record<string, string> = {}): Confi
 }
 
 export function makeApp(
-  options: { dir?: string; clock?: ManualClock; env?: Record<string, string> } = {},
+  options: {
+    dir?: string;
+    clock?: ManualClock;
+    env?: Record<string, string>;
+    /** Settings no environment variable reaches (keep-alive period, stream buffer). */
+    tune?: Partial<Config>;
+  } = {},
 ): TestApp {
   const dir = options.dir ?? tempDir();
-  const config = testConfig(dir, options.env);
+  const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
   const store = new Store(config.storage, { sync: config.sync });
   const built = createApp({ store, clock, config });

@@ -148,7 +148,13 @@ export const BulkUpdateBody = t.Object(
 
 export const Paging = t.Object({
   // Query strings are text: Elysia's t.Integer reads "50" as 50.
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
+  limit: t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      error: "limit must be a whole number from 1 to 10000",
+    }),
+  ),
   after: t.Optional(t.String({ maxLength: 64 })),
 });
 

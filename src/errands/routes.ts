@@ -3,6 +3,7 @@
 import { Elysia, t } from "elysia";
 import { parseGoDuration } from "../duration.ts";
 import { BadInput, NotFound } from "../errors.ts";
+import type { Waiters } from "../events/waiters.ts";
 import {
   BulkUpdateBody,
   CompleteBody,
@@ -23,9 +24,15 @@ import {
 import type { BulkChange, ErrandService, Filter } from "./service.ts";
 
 const Id = t.Object({ id: t.String({ maxLength: 64 }) });
+const Wait = t.Numeric({
+  exclusiveMinimum: 0,
+  maximum: 60,
+  description: "Seconds to hold the claim while no errand waits (long poll)",
+  error: "wait must be a number of seconds, more than 0 and at most 60",
+});
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody } as const;
 
-export function errandRoutes(errands: ErrandService) {
+export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
   const list = (filter: Filter, query: { limit?: number; after?: string }) => {
     if (query.limit !== undefined) {
@@ -35,9 +42,15 @@ export function errandRoutes(errands: ErrandService) {
     return streamList(errands.pages(filter, query.after ?? ""));
   };
 
-  const claim = async (type: string | undefined) => {
+  /** Claims now, or with `wait` holds the request until an errand comes or time runs out. */
+  const claim = async (type: string | undefined, wait: number | undefined, signal: AbortSignal) => {
     if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
-    const errand = await errands.claim(type);
+    const now = errands.claimNow(type);
+    const errand = now
+      ? await now
+      : wait === undefined
+        ? null
+        : await waiters.wait(type, wait * 1000, signal);
     if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
     return { status: "OK" as const, results: errand };
   };
@@ -71,20 +84,29 @@ export function errandRoutes(errands: ErrandService) {
         detail: { summary: "List errands by status or type" },
       },
     )
-    .post("/v1/errands/process/:type", ({ params }) => claim(params.type), {
-      params: t.Object({ type: t.String() }),
-      response: { 200: ok(Errand), ...errors },
-      detail: {
-        summary: "Claim the next errand of a type",
-        description:
-          "Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none waits.",
+    .post(
+      "/v1/errands/process/:type",
+      ({ params, query, request }) => claim(params.type, query.wait, request.signal),
+      {
+        params: t.Object({ type: t.String() }),
+        query: t.Object({ wait: t.Optional(Wait) }),
+        response: { 200: ok(Errand), ...errors },
+        detail: {
+          summary: "Claim the next errand of a type",
+          description:
+            "Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none waits. With `?wait=S` (0 < S ≤ 60), holds the request until an errand of the type is queued, first come first served, or answers 404 after S seconds.",
+        },
       },
-    })
-    .post("/v1/errands/process", ({ query }) => claim(query.type), {
-      query: t.Object({ type: t.Optional(t.String()) }),
-      response: { 200: ok(Errand), ...errors },
-      detail: { summary: "Claim the next errand of a type (older clients' form)" },
-    })
+    )
+    .post(
+      "/v1/errands/process",
+      ({ query, request }) => claim(query.type, query.wait, request.signal),
+      {
+        query: t.Object({ type: t.Optional(t.String()), wait: t.Optional(Wait) }),
+        response: { 200: ok(Errand), ...errors },
+        detail: { summary: "Claim the next errand of a type (older clients' form)" },
+      },
+    )
     .post(
       "/v1/errands/update/:key/:val",
       async ({ params, body }) => {

@@ -6,7 +6,14 @@ import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus, EventName } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
 import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
-import type { Errand, ErrandSpec, ListKey, Log, Status } from "./model.ts";
+import {
+  type Errand,
+  ErrandOptions,
+  type ErrandSpec,
+  type ListKey,
+  type Log,
+  type Status,
+} from "./model.ts";
 
 export interface ErrandServiceDeps {
   store: Store;
@@ -78,6 +85,40 @@ export class ErrandService {
   /** Claims the next inactive errand of `type`, or answers null when none waits. */
   claim(type: string): Promise<Errand | null> {
     return this.store.write((tx) => this.claimIn(tx, type));
+  }
+
+  /** Claims inside the open write group: null at once when nothing can be claimed. */
+  claimNow(type: string): Promise<Errand> | null {
+    let found = false;
+    let ran = false;
+    const claimed = this.store.write((tx) => {
+      ran = true;
+      const errand = this.claimIn(tx, type);
+      found = errand !== null;
+      return errand;
+    });
+    if (ran && !found) {
+      claimed.catch(() => {});
+      return null;
+    }
+    return claimed as Promise<Errand>;
+  }
+
+  /** Puts an errand back in the queue when attempt `attempt` of it has had no worker. */
+  release(id: string, attempt: number): Promise<Errand | null> {
+    return this.store.write((tx) => {
+      const row = this.w.get.get(id);
+      if (!row || row.status !== "active" || row.attempts !== attempt) return null;
+      this.appendLog(id, "INFO", "Released: the claiming worker went away");
+      row.status = "inactive";
+      row.attempts -= 1;
+      row.progress = 0;
+      row.started = null;
+      row.ttl_deadline = null;
+      this.save(row);
+      this.w.uncountAttempt.run(id);
+      return this.emit(tx, "updated", row);
+    });
   }
 
   progress(id: string, progress: number): Promise<Errand> {
@@ -337,10 +378,14 @@ function parseOptions(row: ErrandRow): Errand["options"] {
   return JSON.parse(row.options) as Errand["options"];
 }
 
-/** Drops zero and false options, as v1's omitempty did. */
+/** Options the errand schema names; others are ignored as v1 did, not stored unvalidated. */
+const OPTION_KEYS = Object.keys(ErrandOptions.properties) as Array<keyof Errand["options"]>;
+
+/** Keeps the known options and drops zero and false ones, as v1's omitempty did. */
 function normalizeOptions(options: Errand["options"]): Errand["options"] {
   const kept: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options)) {
+  for (const key of OPTION_KEYS) {
+    const value = options[key];
     if (value !== 0 && value !== false && value !== undefined && value !== null) kept[key] = value;
   }
   return kept as Errand["options"];

@@ -1,7 +1,7 @@
 // Events of errands: written to the event log inside the change's transaction, and handed to
 // live listeners (SSE streams, long-poll waiters) only after that transaction commits.
 
-import type { Tx } from "../store/db.ts";
+import type { Store, Tx } from "../store/db.ts";
 import type { EventWrites } from "../store/events.ts";
 
 export const EVENT_NAMES = [
@@ -43,6 +43,11 @@ export class EventBus {
     tx.afterCommit(() => {
       for (const listener of this.listeners) listener(published);
     });
+  }
+
+  /** Deletes the events recorded before `before` (ms); returns how many. */
+  prune(store: Store, before: number): Promise<number> {
+    return store.write(() => this.sql.prune.run(before).changes);
   }
 
   subscribe(listener: Listener): () => void {

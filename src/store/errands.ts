@@ -69,6 +69,7 @@ export class ErrandWrites extends ErrandReads {
   readonly insert;
   readonly claim;
   readonly save;
+  readonly uncountAttempt;
   readonly remove;
   readonly removeLogs;
   readonly appendLog;
@@ -115,6 +116,9 @@ export class ErrandWrites extends ErrandReads {
     >(
       `UPDATE errands SET status = ?, progress = ?, results = ?, started = ?, failed = ?,
          completed = ?, finished = ?, ttl_deadline = ? WHERE id = ?`,
+    );
+    this.uncountAttempt = db.prepare<unknown, [string]>(
+      "UPDATE errands SET attempts = attempts - 1 WHERE id = ?",
     );
     this.remove = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
     this.removeLogs = db.prepare<unknown, [string]>("DELETE FROM errand_logs WHERE errand_id = ?");

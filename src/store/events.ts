@@ -19,3 +19,20 @@ export class EventWrites {
     this.prune = db.prepare<unknown, [number]>("DELETE FROM events WHERE created < ?");
   }
 }
+
+export class EventReads {
+  readonly after;
+  readonly oldest;
+  readonly newest;
+
+  constructor(db: Database) {
+    this.after = db.prepare<EventRow, [number, number]>(
+      "SELECT id, event, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+    );
+    this.oldest = db.prepare<{ id: number }, []>("SELECT min(id) AS id FROM events");
+    // AUTOINCREMENT keeps the last id handed out even once its row is pruned.
+    this.newest = db.prepare<{ seq: number }, []>(
+      "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+    );
+  }
+}

@@ -1,0 +1,193 @@
+// GET /v1/errands/notifications: Server-Sent Events, resumable by Last-Event-ID.
+//
+// A stream first replays the stored events after the client's Last-Event-ID, then sends live
+// ones; it subscribes before it reads the log and skips ids it already sent, so nothing falls
+// between the two. A client that reads too slowly is cut off once its buffer passes a bound.
+
+import { Elysia, t } from "elysia";
+import { BadInput, DomainError } from "../errors.ts";
+import type { Store } from "../store/db.ts";
+import { EventReads } from "../store/events.ts";
+import { type ErrandEvent, EVENT_NAMES, type EventBus, type EventName } from "./bus.ts";
+
+export interface StreamOptions {
+  keepAliveMs: number;
+  maxStreams: number;
+  /** Bytes a stream may hold for a client that is not reading before it is cut off. */
+  maxBufferBytes: number;
+  /** Told when a stream opens (+1) and closes (-1). */
+  onClientCount?: (delta: 1 | -1) => void;
+}
+
+const REPLAY_PAGE = 500;
+const encoder = new TextEncoder();
+
+export function frame(id: number, payload: string): string {
+  return `id: ${id}\nevent: message\ndata: ${payload}\n\n`;
+}
+
+/** The event names a `?events=` value asks for; null means all of them. */
+export function parseEventFilter(value: string | undefined): Set<EventName> | null {
+  if (value === undefined || value.trim() === "" || value.trim() === "*") return null;
+  const names = value.split(",").map((n) => n.trim());
+  const unknown = names.filter((n) => n !== "*" && !EVENT_NAMES.includes(n as EventName));
+  if (unknown.length > 0) {
+    throw new BadInput(
+      "Invalid request",
+      `query.events: unknown event ${unknown.join(", ")}; events are ${EVENT_NAMES.join(", ")}`,
+    );
+  }
+  return names.includes("*") ? null : new Set(names as EventName[]);
+}
+
+export class EventStreams {
+  private readonly reads: EventReads;
+  private readonly open = new Set<() => void>();
+
+  constructor(
+    store: Store,
+    private readonly bus: EventBus,
+    private readonly options: StreamOptions,
+  ) {
+    this.reads = new EventReads(store.reader);
+  }
+
+  get count(): number {
+    return this.open.size;
+  }
+
+  /** Ends every open stream (shutdown). */
+  closeAll(): void {
+    for (const close of [...this.open]) close();
+  }
+
+  routes() {
+    return new Elysia({ tags: ["events"] }).get(
+      "/v1/errands/notifications",
+      ({ query, headers, request }) => {
+        const filter = parseEventFilter(query.events);
+        const resumeFrom = parseLastEventId(query.lastEventId ?? headers["last-event-id"]);
+        if (this.open.size >= this.options.maxStreams) {
+          throw new DomainError(503, "Too many streams", "the server holds its maximum of streams");
+        }
+        return this.stream(filter, resumeFrom, request.signal);
+      },
+      {
+        query: t.Object({
+          events: t.Optional(t.String({ description: "Comma-separated event names; * for all" })),
+          lastEventId: t.Optional(t.String({ description: "Resume after this event id" })),
+          token: t.Optional(t.String({ description: "Bearer token, for EventSource" })),
+        }),
+        detail: {
+          summary: "Watch errand events (Server-Sent Events)",
+          description:
+            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…}`. Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`.',
+          responses: {
+            200: {
+              description: "An endless text/event-stream",
+              content: { "text/event-stream": { schema: { type: "string" } } },
+            },
+          },
+        },
+      },
+    );
+  }
+
+  private stream(filter: Set<EventName> | null, resumeFrom: number | null, signal: AbortSignal) {
+    const { keepAliveMs, maxBufferBytes, onClientCount } = this.options;
+    let lastSent = resumeFrom ?? 0;
+    // While replaying, live events are ignored: they are committed, so the replay reads them.
+    let replaying = resumeFrom !== null;
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    let closed = false;
+
+    const send = (text: string): void => {
+      if (closed) return;
+      controller.enqueue(encoder.encode(text));
+      // desiredSize falls below zero by the bytes the client has not taken yet.
+      if ((controller.desiredSize ?? 0) < -maxBufferBytes) close(true);
+    };
+    /** Sends the event unless already sent or filtered out; says whether it sent it. */
+    const deliver = (id: number, event: string, payload: string): boolean => {
+      if (id <= lastSent) return false;
+      lastSent = id;
+      if (filter !== null && !filter.has(event as EventName)) return false;
+      send(frame(id, payload));
+      return true;
+    };
+    const unsubscribe = this.bus.subscribe((e: ErrandEvent) => {
+      if (!replaying) deliver(e.id, e.event, e.payload);
+    });
+    const keepAlive = setInterval(() => send(": keep-alive\n\n"), keepAliveMs);
+    const close = (slow = false): void => {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      unsubscribe();
+      this.open.delete(close);
+      signal.removeEventListener("abort", onAbort);
+      onClientCount?.(-1);
+      try {
+        if (slow) controller.error(new Error("client too slow"));
+        else controller.close();
+      } catch {
+        // Already closed by the client.
+      }
+    };
+    const onAbort = () => close();
+    signal.addEventListener("abort", onAbort);
+    this.open.add(close);
+    onClientCount?.(1);
+
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          controller = c;
+          send("retry: 3000\n\n");
+          if (resumeFrom !== null) this.warnIfPruned(resumeFrom, send);
+        },
+        // The replay goes a page per pull, so a long one follows the client's pace.
+        pull: () => {
+          // Pages until something is sent: a pull that enqueues nothing is not called again.
+          let sentSomething = false;
+          while (replaying && !closed && !sentSomething) {
+            const rows = this.reads.after.all(lastSent, REPLAY_PAGE);
+            for (const row of rows)
+              sentSomething = deliver(row.id, row.event, row.payload) || sentSomething;
+            // Caught up: from here on, live events (read and switch in one synchronous step).
+            if (rows.length < REPLAY_PAGE) replaying = false;
+          }
+        },
+        cancel: () => close(),
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+    );
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  /** Tells a resuming client, in an `event: missed` frame, that events after its id were pruned. */
+  private warnIfPruned(from: number, send: (text: string) => void): void {
+    const oldest = this.reads.oldest.get()?.id ?? null;
+    const newest = this.reads.newest.get()?.seq ?? 0;
+    const firstKept = oldest ?? newest + 1;
+    if (from < newest && firstKept > from + 1) {
+      const data = JSON.stringify({ event: "missed", after: from, resumedAt: firstKept });
+      send(`event: missed\ndata: ${data}\n\n`);
+    }
+  }
+}
+
+function parseLastEventId(value: string | undefined): number | null {
+  if (value === undefined || value.trim() === "") return null;
+  if (!/^\d{1,15}$/.test(value.trim())) {
+    throw new BadInput("Invalid request", "Last-Event-ID must be an event id (a whole number)");
+  }
+  return Number(value.trim());
+}
