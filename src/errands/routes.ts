@@ -108,6 +108,24 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       },
     )
     .post(
+      "/v1/errands/batch",
+      async ({ body }) => ({
+        status: "OK" as const,
+        results: await errands.createMany(body.errands),
+      }),
+      {
+        body: t.Object(
+          { errands: t.Array(ErrandSpec, { minItems: 1, maxItems: 1000 }) },
+          { additionalProperties: true },
+        ),
+        response: { 200: ok(t.Array(Errand)), 400: ErrorBody },
+        detail: {
+          summary: "Create up to 1000 errands at once",
+          description: "All or none, in one transaction. Emits `created` for each.",
+        },
+      },
+    )
+    .post(
       "/v1/errands/update/:key/:val",
       async ({ params, body }) => {
         const change = bulkChange(body);
@@ -203,17 +221,36 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .put(
       "/v1/errand/:id/completed",
-      async ({ params, body }) => ({
-        status: "OK" as const,
-        results: await errands.complete(params.id, body?.results),
-      }),
+      async ({ params, body, query }) => {
+        if (query.next !== true) {
+          return {
+            status: "OK" as const,
+            results: await errands.complete(params.id, body?.results),
+          };
+        }
+        const { completed, next } = await errands.completeAndClaim(params.id, body?.results);
+        return { status: "OK" as const, results: completed, next };
+      },
       {
         params: Id,
+        query: t.Object({
+          next: t.Optional(
+            t.BooleanString({ description: "Also claim the next errand of the same type" }),
+          ),
+        }),
         body: CompleteBody,
-        response: { 200: ok(Errand), ...errors },
+        response: {
+          200: t.Object({
+            status: t.Literal("OK"),
+            results: Errand,
+            next: t.Optional(t.Union([Errand, t.Null()])),
+          }),
+          ...errors,
+        },
         detail: {
           summary: "Complete an errand",
-          description: "Stores `results`, progress 100, logs `Completed!`. Emits `completed`.",
+          description:
+            "Stores `results`, progress 100, logs `Completed!`. Emits `completed`. With `?next=true`, also claims the next errand of the same type in the same transaction and answers it as `next` (null when none waits).",
         },
       },
     )

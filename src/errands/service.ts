@@ -148,23 +148,41 @@ export class ErrandService {
     });
   }
 
-  complete(id: string, results: Record<string, unknown> | undefined): Promise<Errand> {
+  /** Creates all the errands or none, in one transaction. */
+  createMany(specs: ErrandSpec[]): Promise<Errand[]> {
+    return this.store.write((tx) => specs.map((spec) => this.insert(tx, spec)));
+  }
+
+  /** Completes the errand and, in the same transaction, claims the next one of its type. */
+  completeAndClaim(
+    id: string,
+    results: Record<string, unknown> | undefined,
+  ): Promise<{ completed: Errand; next: Errand | null }> {
     return this.store.write((tx) => {
-      const row = this.load(id);
-      requireNotBlocked(row, "complete");
-      const now = this.clock.now();
-      this.appendLog(id, "INFO", "Completed!");
-      row.status = "completed";
-      row.completed = now;
-      row.finished = now;
-      row.progress = 100;
-      row.ttl_deadline = null;
-      if (results !== undefined) row.results = JSON.stringify(results);
-      this.save(row);
-      const errand = this.emit(tx, "completed", row);
-      if (errand.options.deleteOnCompleted) this.removeIn(tx, row);
-      return errand;
+      const completed = this.completeIn(tx, id, results);
+      return { completed, next: this.claimIn(tx, completed.type) };
     });
+  }
+
+  complete(id: string, results: Record<string, unknown> | undefined): Promise<Errand> {
+    return this.store.write((tx) => this.completeIn(tx, id, results));
+  }
+
+  private completeIn(tx: Tx, id: string, results: Record<string, unknown> | undefined): Errand {
+    const row = this.load(id);
+    requireNotBlocked(row, "complete");
+    const now = this.clock.now();
+    this.appendLog(id, "INFO", "Completed!");
+    row.status = "completed";
+    row.completed = now;
+    row.finished = now;
+    row.progress = 100;
+    row.ttl_deadline = null;
+    if (results !== undefined) row.results = JSON.stringify(results);
+    this.save(row);
+    const errand = this.emit(tx, "completed", row);
+    if (errand.options.deleteOnCompleted) this.removeIn(tx, row);
+    return errand;
   }
 
   retry(id: string): Promise<Errand> {

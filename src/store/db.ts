@@ -31,6 +31,9 @@ export class Store {
   readonly reader: Database;
   private group: Member[] | null = null;
   private closed = false;
+  /** Commits made so far, and the writes they held: the group commit's effect, for metrics. */
+  commits = 0;
+  committedWrites = 0;
 
   constructor(
     readonly path: string,
@@ -92,6 +95,8 @@ export class Store {
       for (const member of group) member.reject(failure);
       return;
     }
+    this.commits++;
+    this.committedWrites += group.length;
     for (const member of group) {
       for (const f of member.after) f();
       member.resolve();

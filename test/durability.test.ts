@@ -1,0 +1,206 @@
+// Group commit, batch create, complete-and-claim-next, and what a 2xx promises.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { StorageUnavailable } from "../src/errors.ts";
+import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+
+const apps: TestApp[] = [];
+function app(options: Parameters<typeof makeApp>[0] = {}): TestApp {
+  const a = makeApp(options);
+  apps.push(a);
+  return a;
+}
+
+afterEach(() => {
+  for (const a of apps.splice(0)) {
+    a.release();
+    a.close();
+  }
+  removeTempDirs();
+});
+
+const count = (a: TestApp) =>
+  (a.store.reader.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
+
+describe("group commit", () => {
+  test("writes of requests that arrive together share one commit", async () => {
+    const a = app();
+    const before = a.store.commits;
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        a.call("POST", "/v1/errands/", { name: `e${i}`, type: "t" }),
+      ),
+    );
+    expect(answers.every((x) => x.status === 200)).toBe(true);
+    expect(a.store.commits - before).toBeLessThan(20);
+    expect(count(a)).toBe(20);
+  });
+
+  test("a request that fails rolls back only its own changes in the group", async () => {
+    const a = app();
+    const e = (await a.call("POST", "/v1/errands/", { name: "e", type: "t" })).body.results;
+    const [good, bad] = await Promise.all([
+      a.call("POST", "/v1/errands/", { name: "f", type: "t" }),
+      a.call("PUT", `/v1/errand/${e.id}`, { progress: 5 }), // not active: 409
+    ]);
+    expect(good.status).toBe(200);
+    expect(bad.status).toBe(409);
+    expect(count(a)).toBe(2);
+  });
+
+  test("a failed commit answers 503 to every request of its group and changes nothing", async () => {
+    const a = app();
+    await a.call("POST", "/v1/errands/", { name: "before", type: "t" });
+    // A deferred foreign key is checked at COMMIT only: an errand named "poison" makes the
+    // commit of whatever group holds it fail.
+    a.store.writer.run("PRAGMA foreign_keys = ON");
+    a.store.writer.run("CREATE TABLE parent (y INTEGER PRIMARY KEY)");
+    a.store.writer.run(
+      "CREATE TABLE guard (x INTEGER REFERENCES parent (y) DEFERRABLE INITIALLY DEFERRED)",
+    );
+    a.store.writer.run(
+      "CREATE TRIGGER poison AFTER INSERT ON errands WHEN new.name = 'poison' BEGIN INSERT INTO guard VALUES (1); END",
+    );
+    const events = (a.store.reader.query("SELECT count(*) AS n FROM events").get() as { n: number })
+      .n;
+    const published: unknown[] = [];
+    a.bus.subscribe((event) => published.push(event));
+
+    // Started in one turn of the event loop, these three writes share one group.
+    const group = await Promise.allSettled([
+      a.errands.create({ name: "one", type: "t" }),
+      a.errands.create({ name: "poison", type: "t" }),
+      a.errands.claim("t"),
+    ]);
+    expect(group.map((x) => x.status)).toEqual(["rejected", "rejected", "rejected"]);
+    for (const x of group) {
+      expect(x.status === "rejected" && x.reason).toBeInstanceOf(StorageUnavailable);
+    }
+    // Over HTTP, such a failure is a 503 with the error envelope.
+    const answer = await a.call("POST", "/v1/errands/", { name: "poison", type: "t" });
+    expect(answer.status).toBe(503);
+    expect(answer.body.message).toBe("Storage unavailable");
+    expect(count(a)).toBe(1);
+    expect((await a.call("GET", "/v1/errands/list/status/inactive")).body.results.length).toBe(1);
+    expect(
+      (a.store.reader.query("SELECT count(*) AS n FROM events").get() as { n: number }).n,
+    ).toBe(events);
+    expect(published).toEqual([]);
+
+    // The server keeps serving.
+    const after = await a.call("POST", "/v1/errands/", { name: "after", type: "t" });
+    expect(after.status).toBe(200);
+    expect(count(a)).toBe(2);
+  });
+
+  test("a write answered 2xx survives reopening the file, in both sync modes", async () => {
+    for (const sync of ["full", "normal"]) {
+      const a = app({ env: { ERRANDS_SYNC: sync } });
+      const e = (await a.call("POST", "/v1/errands/", { name: sync, type: "t" })).body.results;
+      a.close();
+      const b = app({ dir: a.dir });
+      expect((await b.call("GET", `/v1/errand/${e.id}`)).body.results.name).toBe(sync);
+    }
+  });
+});
+
+describe("batch create", () => {
+  test("creates every errand in one transaction and answers them in order", async () => {
+    const a = app();
+    const specs = Array.from({ length: 50 }, (_, i) => ({ name: `b${i}`, type: "batch" }));
+    const answer = await a.call("POST", "/v1/errands/batch", { errands: specs });
+    expect(answer.status).toBe(200);
+    expect(answer.body.results.map((e: { name: string }) => e.name)).toEqual(
+      specs.map((s) => s.name),
+    );
+    expect(count(a)).toBe(50);
+  });
+
+  test("one invalid errand refuses the whole batch and creates none", async () => {
+    const a = app();
+    const specs = [
+      { name: "ok", type: "t" },
+      { name: "", type: "t" },
+      { name: "ok2", type: "t" },
+    ];
+    const answer = await a.call("POST", "/v1/errands/batch/", { errands: specs });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toContain("errands");
+    expect(count(a)).toBe(0);
+  });
+
+  test("more than 1000 errands, or none, is a 400", async () => {
+    const a = app();
+    const many = Array.from({ length: 1001 }, (_, i) => ({ name: `b${i}`, type: "t" }));
+    expect((await a.call("POST", "/v1/errands/batch", { errands: many })).status).toBe(400);
+    expect((await a.call("POST", "/v1/errands/batch", { errands: [] })).status).toBe(400);
+    expect(count(a)).toBe(0);
+  });
+});
+
+describe("complete and claim next", () => {
+  test("?next=true completes and answers the next errand of the type, already claimed", async () => {
+    const a = app();
+    await a.call("POST", "/v1/errands/batch", {
+      errands: [
+        { name: "first", type: "t" },
+        { name: "second", type: "t" },
+        { name: "other", type: "u" },
+      ],
+    });
+    const first = (await a.call("POST", "/v1/errands/process/t")).body.results;
+    const answer = await a.call("PUT", `/v1/errand/${first.id}/completed?next=true`, {
+      results: { ok: 1 },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.results).toMatchObject({
+      id: first.id,
+      status: "completed",
+      results: { ok: 1 },
+    });
+    expect(answer.body.next).toMatchObject({ name: "second", status: "active", attempts: 1 });
+
+    const last = await a.call("PUT", `/v1/errand/${answer.body.next.id}/completed?next=true`);
+    expect(last.body.results.status).toBe("completed");
+    expect(last.body.next).toBeNull();
+  });
+
+  test("without next the answer is v1's, with no next field", async () => {
+    const a = app();
+    await a.call("POST", "/v1/errands/", { name: "n", type: "t" });
+    const e = (await a.call("POST", "/v1/errands/process/t")).body.results;
+    const answer = await a.call("PUT", `/v1/errand/${e.id}/completed?next=false`);
+    expect(Object.keys(answer.body).sort()).toEqual(["results", "status"]);
+  });
+});
+
+describe("concurrency", () => {
+  test("64 concurrent workers over 2,000 errands claim each exactly once and complete it once", async () => {
+    const a = app();
+    for (let i = 0; i < 2000; i += 1000) {
+      const errands = Array.from({ length: 1000 }, (_, j) => ({ name: `e${i + j}`, type: "work" }));
+      expect((await a.call("POST", "/v1/errands/batch", { errands })).status).toBe(200);
+    }
+    const claimed: string[] = [];
+    const completed: string[] = [];
+    const worker = async () => {
+      for (;;) {
+        const got = await a.call("POST", "/v1/errands/process/work");
+        if (got.status === 404) return;
+        expect(got.status).toBe(200);
+        claimed.push(got.body.results.id);
+        const done = await a.call("PUT", `/v1/errand/${got.body.results.id}/completed`);
+        expect(done.status).toBe(200);
+        completed.push(done.body.results.id);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+    expect(claimed.length).toBe(2000);
+    expect(new Set(claimed).size).toBe(2000);
+    expect(new Set(completed).size).toBe(2000);
+    const rows = a.store.reader
+      .query("SELECT status, attempts, count(*) AS n FROM errands GROUP BY status, attempts")
+      .all();
+    expect(rows).toEqual([{ status: "completed", attempts: 1, n: 2000 }]);
+  });
+});
