@@ -1,4 +1,5 @@
-// Builds the HTTP app over a store: the error envelope, the modules, and the background sweep.
+// Builds the HTTP app over a store: CORS, auth, the body limit, the error envelope, the
+// modules, health, metrics, the OpenAPI document with Swagger UI, and the background sweep.
 
 import { Elysia } from "elysia";
 import type { Clock } from "./clock.ts";
@@ -9,9 +10,23 @@ import { BadInput, DomainError } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { EventStreams } from "./events/stream.ts";
 import { Waiters } from "./events/waiters.ts";
+import { Auth, splitUrl } from "./ops/auth.ts";
+import { BodyTooLarge, declaresTooLarge, readBodyText } from "./ops/body-limit.ts";
+import { Cors } from "./ops/cors.ts";
+import { healthRoutes } from "./ops/health.ts";
 import { type Logger, silentLogger } from "./ops/log.ts";
+import { Metrics, metricsRoutes } from "./ops/metrics.ts";
+import { openapiDocument } from "./ops/openapi.ts";
+import { swaggerRoutes } from "./ops/swagger.ts";
+import { pipelineRoutes } from "./pipelines/routes.ts";
+import { PipelineService } from "./pipelines/service.ts";
 import type { Store } from "./store/db.ts";
 import { EventWrites } from "./store/events.ts";
+import { StoreStats } from "./store/stats.ts";
+import { VERSION } from "./version.ts";
+
+/** The route label of answers given before routing (preflights, 401, 413) and of 404s. */
+const UNROUTED = "(unrouted)";
 
 export interface AppDeps {
   store: Store;
@@ -24,25 +39,68 @@ export function createApp(deps: AppDeps) {
   const { store, clock, config } = deps;
   const logger = deps.logger ?? silentLogger;
   const bus = new EventBus(new EventWrites(store.writer), () => clock.now());
+  const pipelines = new PipelineService({ store, clock, bus, maxLogs: config.maxLogs });
   const errands = new ErrandService({
     store,
     clock,
     bus,
     maxLogs: config.maxLogs,
+    pipelines,
     onExpired: (errand) =>
       logger.info("errand expired", { id: errand.id, type: errand.type, status: errand.status }),
   });
+
+  const stats = new StoreStats(store);
+  const metrics = new Metrics(
+    () => stats.countByTypeAndStatus(),
+    () => waiters.count,
+  );
+  bus.subscribe((event) => metrics.observe(event));
+  const auth = new Auth(config.tokens, config.metricsPublic);
+  const cors = new Cors(config.corsOrigins);
+  /** When each request arrived, for the latency histogram. */
+  const arrived = new WeakMap<Request, number>();
+  const elapsed = (request: Request) =>
+    (performance.now() - (arrived.get(request) ?? performance.now())) / 1000;
 
   const waiters = new Waiters(errands, bus);
   const streams = new EventStreams(store, bus, {
     keepAliveMs: config.keepAliveMs,
     maxStreams: config.maxStreams,
     maxBufferBytes: config.sseMaxBufferBytes,
+    onClientCount: (delta) => metrics.sseClients.inc(delta),
   });
 
   // normalize: false — bodies are validated as sent, never coerced (an array is not an object).
   const app = new Elysia({ normalize: false })
-    .onParse(async ({ request }) => parseJsonBody(request))
+    // Before routing, so no body is read for a client that will be refused anyway.
+    .onRequest(({ request, set }) => {
+      arrived.set(request, performance.now());
+      const origin = request.headers.get("origin");
+      Object.assign(set.headers, cors.headers(origin));
+      const refuse = (status: number, body: object) => {
+        metrics.observeRequest(request.method, UNROUTED, status, elapsed(request));
+        set.status = status;
+        return body;
+      };
+      if (request.method === "OPTIONS") {
+        metrics.observeRequest(request.method, UNROUTED, 204, elapsed(request));
+        return cors.preflight(origin);
+      }
+      if (declaresTooLarge(request, config.maxBody)) {
+        const error = new BodyTooLarge(config.maxBody);
+        return refuse(413, { message: error.message, error: error.detail });
+      }
+      const { path, search } = splitUrl(request.url);
+      if (auth.guards(request.method, path) && !auth.admits(request, path, search)) {
+        set.headers["www-authenticate"] = 'Bearer realm="errands"';
+        return refuse(401, {
+          message: "Unauthorized",
+          error: "a valid Authorization: Bearer token is required",
+        });
+      }
+    })
+    .onParse(async ({ request }) => parseJsonBody(request, config.maxBody))
     .onError(({ code, error, set, request }) => {
       const answer = toErrorAnswer(code, error);
       if (answer.status >= 500 && answer.status !== 503) {
@@ -55,8 +113,29 @@ export function createApp(deps: AppDeps) {
       set.status = answer.status;
       return answer.body;
     })
+    .onAfterResponse((context) => {
+      const { request, set } = context;
+      const { route, response } = context as { route?: string; response?: unknown };
+      const code =
+        response instanceof Response
+          ? response.status
+          : typeof set.status === "number"
+            ? set.status
+            : 200;
+      metrics.observeRequest(request.method, route || UNROUTED, code, elapsed(request));
+    })
+    .use(healthRoutes(stats, VERSION))
+    .use(metricsRoutes(metrics))
+    .use(swaggerRoutes("Errands API"))
     .use(errandRoutes(errands, waiters))
+    .use(pipelineRoutes(pipelines))
     .use(streams.routes());
+
+  // Built once, on first request, from every route above.
+  let document: object | undefined;
+  app.get("/swagger/json", () => (document ??= openapiDocument(app, { version: VERSION, auth })), {
+    detail: { hide: true },
+  });
 
   /** One pass of the background checks: TTL expiry, event retention. */
   const sweep = async () => {
@@ -70,7 +149,7 @@ export function createApp(deps: AppDeps) {
     streams.closeAll();
   };
 
-  return { app, bus, errands, waiters, streams, sweep, release };
+  return { app, bus, errands, pipelines, waiters, streams, metrics, sweep, release };
 }
 
 export type App = ReturnType<typeof createApp>;
@@ -121,8 +200,8 @@ const MAX_JSON_DEPTH = 1000;
  * refuses it, and clients commonly send `Content-Type: application/json` with no body on
  * routes that take none (claim, retry).
  */
-async function parseJsonBody(request: Request): Promise<unknown> {
-  const text = await request.text();
+async function parseJsonBody(request: Request, maxBody: number): Promise<unknown> {
+  const text = await readBodyText(request, maxBody);
   if (text.trim() === "") return {};
   if (jsonDepth(text) > MAX_JSON_DEPTH) {
     throw new BadInput("Malformed body", `the body nests deeper than ${MAX_JSON_DEPTH} levels`);

@@ -1,45 +1,69 @@
-// The executable: reads the configuration, opens the store, serves; and the sub-commands.
+// The executable: `serve` (the default) reads the configuration, opens the store and listens;
+// `backup <file>`, `version` and `help` are the other sub-commands.
 
-import pkg from "../package.json" with { type: "json" };
 import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
-import { ConfigError, loadConfig, parseFlags } from "./config.ts";
+import { type Config, ConfigError, loadConfig, parseFlags, SETTINGS } from "./config.ts";
+import { BackupError, backup } from "./ops/backup.ts";
 import { createLogger } from "./ops/log.ts";
 import { Store } from "./store/db.ts";
+import { VERSION } from "./version.ts";
 
-export const VERSION: string = pkg.version;
+/** Longest a shutdown may take before the process exits anyway. */
+const SHUTDOWN_LIMIT_MS = 10_000;
 
-function serve(args: string[]): void {
-  let config: ReturnType<typeof loadConfig>;
+/** Exits with one line on stderr: 2 for a usage or configuration mistake, 1 for a failure. */
+function die(message: string, code: 1 | 2): never {
+  process.stderr.write(`errands-server: ${message}\n`);
+  process.exit(code);
+}
+
+/** The validated configuration and the arguments that are not flags. */
+function configure(args: string[]): { config: Config; rest: string[] } {
   try {
     const { flags, rest } = parseFlags(args);
-    if (rest.length > 0) throw new ConfigError(`unexpected argument ${rest[0]}`);
-    config = loadConfig(process.env, flags);
+    return { config: loadConfig(process.env, flags), rest };
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`errands-server: ${error.message}\n`);
-      process.exit(2);
-    }
+    if (error instanceof ConfigError) die(error.message, 2);
     throw error;
   }
+}
+
+function serve(args: string[]): void {
+  const { config, rest } = configure(args);
+  if (rest.length > 0) die(`unexpected argument ${rest[0]}`, 2);
   const logger = createLogger(config.logLevel);
   let store: Store;
   try {
     store = new Store(config.storage, { sync: config.sync });
   } catch (error) {
-    process.stderr.write(
-      `errands-server: cannot open storage ${config.storage}: ${(error as Error).message}\n`,
-    );
-    process.exit(2);
+    die(`cannot open storage ${config.storage}: ${(error as Error).message}`, 2);
   }
-  const { app, sweep } = createApp({ store, clock: systemClock, config, logger });
-  const server = app.listen({ hostname: config.hostname, port: config.port });
+  const { app, sweep, release } = createApp({ store, clock: systemClock, config, logger });
+  try {
+    app.listen({
+      hostname: config.hostname,
+      port: config.port,
+      // A backstop well above ERRANDS_MAX_BODY: bodies up to it get the 413 envelope from the app
+      // (Bun's own 413 has no body).
+      maxRequestBodySize: config.maxBody * 2 + 65_536,
+      // A long-poll claim holds a silent request for up to 60 s.
+      idleTimeout: 120,
+      // Two servers on one port would share its connections but not their state.
+      reusePort: false,
+      development: false,
+    });
+  } catch (error) {
+    store.close();
+    die(`cannot listen on ${config.hostname}:${config.port}: ${(error as Error).message}`, 1);
+  }
   logger.info("started", {
     version: VERSION,
     hostname: config.hostname,
-    port: server.server?.port,
+    port: app.server?.port,
     storage: config.storage,
     sync: config.sync,
+    auth: config.tokens.length > 0,
   });
 
   let sweeping = false;
@@ -53,16 +77,84 @@ function serve(args: string[]): void {
       });
   }, config.sweepIntervalMs);
 
+  let stopping = false;
   const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info("stopping", { signal });
+    const started = performance.now();
+    const finish = (forced: boolean) => {
+      try {
+        store.close(); // commits the open group
+      } catch (error) {
+        logger.error("closing the database failed", { error: String(error) });
+      }
+      logger.info("stopped", { ms: Math.round(performance.now() - started), forced });
+      process.exit(0);
+    };
+    // Whatever is still open after the limit, acknowledged writes are on disk: exit anyway.
+    setTimeout(() => {
+      logger.warn("requests still open at the shutdown limit; closing anyway");
+      finish(true);
+    }, SHUTDOWN_LIMIT_MS).unref();
     clearInterval(sweeper);
-    await app.stop();
-    store.close();
-    logger.info("stopped");
-    process.exit(0);
+    // Stop accepting at once; the promise settles when the requests in flight are answered.
+    const drained = app.stop();
+    // Streams and long polls would hold their requests open: end them.
+    release();
+    try {
+      await drained;
+    } catch (error) {
+      logger.error("stopping the listener failed", { error: String(error) });
+    }
+    // Let writes of the last requests commit before closing.
+    await new Promise((resolve) => setImmediate(resolve));
+    finish(false);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("uncaughtException", (error) => {
+    logger.error("uncaught exception", { error: error.stack ?? String(error) });
+    process.exit(1);
+  });
+}
+
+function runBackup(args: string[]): void {
+  const { config, rest } = configure(args);
+  const [target, extra] = rest;
+  if (target === undefined || extra !== undefined) {
+    die("usage: errands-server backup <new file> [--storage PATH]", 2);
+  }
+  try {
+    const copy = backup(config.storage, target);
+    process.stdout.write(
+      `backup of ${config.storage} written to ${copy.path} (${copy.bytes} bytes)\n`,
+    );
+  } catch (error) {
+    if (error instanceof BackupError) die(error.message, 1);
+    throw error;
+  }
+}
+
+function help(): string {
+  const settings = Object.values(SETTINGS)
+    .map((s) => `  --${s.flag.padEnd(16)} ${s.env.padEnd(24)} default ${s.fallback || "(none)"}`)
+    .join("\n");
+  return `errands-server ${VERSION}: a job queue spoken over HTTP.
+
+Usage:
+  errands-server [serve] [flags]        serve the API (the default)
+  errands-server backup <file> [flags]  write a consistent copy of the database, also while it
+                                        is being served, to a new file
+  errands-server version                print the version
+  errands-server help                   print this text
+
+Settings: each flag, or its environment variable (a flag wins):
+${settings}
+
+Swagger UI at /swagger, the OpenAPI document at /swagger/json, health at /health, Prometheus
+metrics at /metrics.
+`;
 }
 
 const [command = "serve", ...args] = process.argv.slice(2);
@@ -70,14 +162,22 @@ switch (command) {
   case "serve":
     serve(args);
     break;
+  case "backup":
+    runBackup(args);
+    break;
   case "version":
-    console.log(VERSION);
+  case "--version":
+    process.stdout.write(`${VERSION}\n`);
+    break;
+  case "help":
+  case "--help":
+  case "-h":
+    process.stdout.write(help());
     break;
   default:
     if (command.startsWith("--")) {
       serve([command, ...args]);
       break;
     }
-    process.stderr.write(`errands-server: unknown command ${command}\n`);
-    process.exit(2);
+    die(`unknown command ${command}; try errands-server help`, 2);
 }

@@ -93,6 +93,12 @@ export const Errand = t.Object(
     completed: t.Optional(Integer()),
     logs: t.Optional(t.Array(Log)),
     pipeline: t.Optional(t.String()),
+    dependencyResults: t.Optional(
+      t.Record(t.String(), JsonObject, {
+        description:
+          "On a claim or get of a pipeline errand with dependencies: each dependency's results by its name ({} when it stored none)",
+      }),
+    ),
   },
   {
     examples: [

@@ -22,6 +22,16 @@ export interface ErrandServiceDeps {
   maxLogs: number;
   /** Told of each TTL expiry, for the operator's log. */
   onExpired?: (errand: Errand) => void;
+  /** Pipelines: told of every status change of an errand of a pipeline (src/pipelines/). */
+  pipelines?: PipelineHooks;
+}
+
+/** What the errand lifecycle asks of pipelines, inside the same write transaction. */
+export interface PipelineHooks {
+  /** After any change of the status of an errand that belongs to a pipeline. */
+  onErrandChanged(tx: Tx, row: ErrandRow): void;
+  /** The results of the errand's dependencies by name, or null when it has none. */
+  dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null;
 }
 
 export type Filter = { key: ListKey; value: string } | null;
@@ -36,6 +46,7 @@ export class ErrandService {
   private readonly bus: EventBus;
   private readonly maxLogs: number;
   private readonly onExpired: (errand: Errand) => void;
+  private readonly pipelines: PipelineHooks | undefined;
   private readonly w: ErrandWrites;
   private readonly r: ErrandReads;
 
@@ -45,6 +56,7 @@ export class ErrandService {
     this.bus = deps.bus;
     this.maxLogs = deps.maxLogs;
     this.onExpired = deps.onExpired ?? (() => {});
+    this.pipelines = deps.pipelines;
     this.w = new ErrandWrites(deps.store.writer);
     this.r = new ErrandReads(deps.store.reader);
   }
@@ -56,7 +68,7 @@ export class ErrandService {
   get(id: string): Errand {
     const row = this.r.get.get(id);
     if (!row) throw notFound(id);
-    return toErrand(row, this.r);
+    return this.withDependencyResults(toErrand(row, this.r));
   }
 
   /** Pages of errands in creation order, read from committed data. */
@@ -117,7 +129,9 @@ export class ErrandService {
       row.ttl_deadline = null;
       this.save(row);
       this.w.uncountAttempt.run(id);
-      return this.emit(tx, "updated", row);
+      const errand = this.emit(tx, "updated", row);
+      this.changed(tx, row);
+      return errand;
     });
   }
 
@@ -181,7 +195,9 @@ export class ErrandService {
     if (results !== undefined) row.results = JSON.stringify(results);
     this.save(row);
     const errand = this.emit(tx, "completed", row);
-    if (errand.options.deleteOnCompleted) this.removeIn(tx, row);
+    this.changed(tx, row);
+    // An errand of a pipeline stays while its pipeline does: its results feed its dependents.
+    if (errand.options.deleteOnCompleted && row.pipeline === null) this.removeIn(tx, row);
     return errand;
   }
 
@@ -200,7 +216,9 @@ export class ErrandService {
       row.finished = null;
       row.ttl_deadline = null;
       this.save(row);
-      return this.emit(tx, "retry", row);
+      const errand = this.emit(tx, "retry", row);
+      this.changed(tx, row);
+      return errand;
     });
   }
 
@@ -235,6 +253,7 @@ export class ErrandService {
           this.setStatus(row, change.status);
           this.save(row);
           this.emit(tx, "updated", row);
+          this.changed(tx, row);
         }
         count++;
       }
@@ -299,7 +318,9 @@ export class ErrandService {
     const row = this.w.claim.get(this.clock.now(), type);
     if (!row) return null;
     this.appendLog(row.id, "INFO", "Started!");
-    return this.emit(tx, "processing", row);
+    const errand = this.emit(tx, "processing", row);
+    this.changed(tx, row);
+    return this.withDependencyResults(errand, tx);
   }
 
   private failIn(tx: Tx, row: ErrandRow, reason: string): Errand {
@@ -312,7 +333,9 @@ export class ErrandService {
     row.status = retries > 0 && row.attempts <= retries ? "inactive" : "failed";
     row.finished = row.status === "failed" ? now : null;
     this.save(row);
-    return this.emit(tx, "failed", row);
+    const errand = this.emit(tx, "failed", row);
+    this.changed(tx, row);
+    return errand;
   }
 
   private removeIn(tx: Tx, row: ErrandRow): Errand {
@@ -328,6 +351,9 @@ export class ErrandService {
     row.status = status;
     const final = status === "completed" || status === "failed";
     row.finished = final ? now : null;
+    // A completed or failed errand says when, whichever way it got there.
+    if (status === "completed") row.completed = now;
+    if (status === "failed") row.failed = now;
     if (status === "active") {
       row.started ??= now;
       const ttl = parseOptions(row).ttl ?? 0;
@@ -335,6 +361,18 @@ export class ErrandService {
     } else {
       row.ttl_deadline = null;
     }
+  }
+
+  /** Lets the errand's pipeline react to its new status: unblock dependents, recount. */
+  private changed(tx: Tx, row: ErrandRow): void {
+    if (row.pipeline !== null) this.pipelines?.onErrandChanged(tx, row);
+  }
+
+  /** Adds the results of the errand's pipeline dependencies, when it has any. */
+  private withDependencyResults(errand: Errand, tx?: Tx): Errand {
+    if (errand.pipeline === undefined || !this.pipelines) return errand;
+    const results = this.pipelines.dependencyResults(errand.id, tx);
+    return results === null ? errand : { ...errand, dependencyResults: results };
   }
 
   private load(id: string): ErrandRow {
@@ -400,7 +438,7 @@ function parseOptions(row: ErrandRow): Errand["options"] {
 const OPTION_KEYS = Object.keys(ErrandOptions.properties) as Array<keyof Errand["options"]>;
 
 /** Keeps the known options and drops zero and false ones, as v1's omitempty did. */
-function normalizeOptions(options: Errand["options"]): Errand["options"] {
+export function normalizeOptions(options: Errand["options"]): Errand["options"] {
   const kept: Record<string, unknown> = {};
   for (const key of OPTION_KEYS) {
     const value = options[key];

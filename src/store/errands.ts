@@ -28,7 +28,7 @@ export interface LogRow {
   timestamp: number;
 }
 
-const COLUMNS =
+export const COLUMNS =
   "id, name, type, status, priority, options, data, results, created, progress, attempts, " +
   "started, failed, completed, finished, ttl_deadline, pipeline";
 

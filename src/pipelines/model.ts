@@ -1,0 +1,101 @@
+// Schemas of pipelines and of the pipeline routes' bodies; TypeScript types derive from them.
+
+import { type Static, t } from "elysia";
+import { Errand, ErrandOptions, Integer, JsonObject } from "../errands/model.ts";
+
+/** Request bodies ignore fields they do not name, as v1 did. */
+const lenient = { additionalProperties: true } as const;
+
+export const PIPELINE_STATUSES = ["inactive", "active", "failed", "completed"] as const;
+export type PipelineStatus = (typeof PIPELINE_STATUSES)[number];
+
+export const PipelineStatus = t.Union(
+  [t.Literal("inactive"), t.Literal("active"), t.Literal("failed"), t.Literal("completed")],
+  {
+    description: "inactive, active, failed or completed",
+    error: "the status must be inactive, active, failed or completed",
+  },
+);
+
+export const Dependency = t.Object(
+  {
+    target: t.String({ maxLength: 1000, description: "The name of the errand that waits" }),
+    dependsOn: t.String({ maxLength: 1000, description: "The name of the errand it waits for" }),
+  },
+  { ...lenient, examples: [{ target: "load", dependsOn: "extract" }] },
+);
+export type Dependency = Static<typeof Dependency>;
+
+/**
+ * An errand of a pipeline as sent. Name and type are checked by the pipeline validation, not
+ * the schema, so that their absence gets v1's "pipeline validation failed" answer.
+ */
+export const PipelineErrandSpec = t.Object(
+  {
+    name: t.Optional(t.String({ maxLength: 1000 })),
+    type: t.Optional(t.String({ maxLength: 255 })),
+    options: t.Optional(ErrandOptions),
+    data: t.Optional(JsonObject),
+  },
+  lenient,
+);
+export type PipelineErrandSpec = Static<typeof PipelineErrandSpec>;
+
+export const PipelineSpec = t.Object(
+  {
+    name: t.Optional(t.String({ maxLength: 1000 })),
+    deleteOnCompleted: t.Optional(t.Boolean()),
+    errands: t.Optional(t.Array(PipelineErrandSpec, { maxItems: 10_000 })),
+    dependencies: t.Optional(t.Array(Dependency, { maxItems: 100_000 })),
+  },
+  {
+    ...lenient,
+    examples: [
+      {
+        name: "nightly report",
+        errands: [
+          { name: "extract", type: "extract", data: { day: "2026-01-01" } },
+          { name: "load", type: "load" },
+        ],
+        dependencies: [{ target: "load", dependsOn: "extract" }],
+      },
+    ],
+  },
+);
+export type PipelineSpec = Static<typeof PipelineSpec>;
+
+export const Pipeline = t.Object(
+  {
+    id: t.String(),
+    name: t.String(),
+    deleteOnCompleted: t.Optional(t.Boolean()),
+    status: PipelineStatus,
+    startedMillis: Integer({ description: "ms since the Unix epoch" }),
+    endedMillis: t.Optional(Integer({ description: "When it completed" })),
+    errands: t.Optional(t.Array(Errand)),
+    dependencies: t.Optional(t.Array(Dependency)),
+  },
+  {
+    examples: [
+      {
+        id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f",
+        name: "nightly report",
+        status: "inactive",
+        startedMillis: 1732600000000,
+      },
+    ],
+  },
+);
+export type Pipeline = Static<typeof Pipeline>;
+
+/** v1's 404 for an unknown pipeline; message and error added as in every other error. */
+export const PipelineNotFound = t.Object({
+  status: t.Literal("not_found"),
+  message: t.String(),
+  error: t.String(),
+});
+
+export const DryRun = t.Object(
+  { message: t.Literal("pipeline validated successfully") },
+  { description: "A dry run found the pipeline valid and created nothing" },
+);

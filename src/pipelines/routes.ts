@@ -1,0 +1,97 @@
+// The v1 pipeline routes: /v1/pipeline/… (create, one pipeline) and /v1/pipelines/ (the list).
+
+import { Elysia, t } from "elysia";
+import { ErrorBody, OkOnly, ok } from "../errands/model.ts";
+import { BadInput } from "../errors.ts";
+import { DryRun, Pipeline, PipelineNotFound, PipelineSpec, PipelineStatus } from "./model.ts";
+import type { PipelineService } from "./service.ts";
+
+const Id = t.Object({ id: t.String({ maxLength: 64 }) });
+
+/** Go's strconv.ParseBool, which v1 used for ?dryRun. */
+const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+
+function parseDryRun(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (TRUE.has(value)) return true;
+  if (FALSE.has(value)) return false;
+  throw new BadInput(
+    "Invalid request",
+    `query.dryRun: ${JSON.stringify(value)} is not one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False`,
+  );
+}
+
+/** v1's answer for an unknown pipeline, {"status":"not_found"}, with the usual two fields. */
+function notFound(id: string) {
+  return {
+    status: "not_found" as const,
+    message: "Pipeline not found",
+    error: `no pipeline has id ${JSON.stringify(id)}`,
+  };
+}
+
+export function pipelineRoutes(pipelines: PipelineService) {
+  return new Elysia({ tags: ["pipelines"] })
+    .post(
+      "/v1/pipeline",
+      async ({ body, query }) => {
+        if (parseDryRun(query.dryRun)) {
+          pipelines.validate(body);
+          return { message: "pipeline validated successfully" as const };
+        }
+        return { status: "OK" as const, results: await pipelines.create(body) };
+      },
+      {
+        body: PipelineSpec,
+        query: t.Object({ dryRun: t.Optional(t.String()) }),
+        response: { 200: t.Union([ok(Pipeline), DryRun]), 400: ErrorBody },
+        detail: {
+          summary: "Create a pipeline",
+          description:
+            "Errands with no dependencies are queued (`inactive`, event `created`); the others are `blocked` until every errand they depend on has completed (event `unblocked`). 400 `pipeline validation failed` with no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle. With `?dryRun=true` (Go ParseBool values) only validates.",
+        },
+      },
+    )
+    .get(
+      "/v1/pipeline/:id",
+      ({ params, status }) => {
+        const pipeline = pipelines.get(params.id);
+        if (pipeline === null) return status(404, notFound(params.id));
+        return { status: "OK" as const, results: pipeline };
+      },
+      {
+        params: Id,
+        response: { 200: ok(Pipeline), 404: PipelineNotFound },
+        detail: { summary: "Get a pipeline with its errands and dependencies" },
+      },
+    )
+    .delete(
+      "/v1/pipeline/:id",
+      async ({ params, status }) => {
+        if (!(await pipelines.remove(params.id))) return status(404, notFound(params.id));
+        return { status: "OK" as const };
+      },
+      {
+        params: Id,
+        response: { 200: OkOnly, 404: PipelineNotFound },
+        detail: {
+          summary: "Delete a pipeline with its errands",
+          description: "Emits `deleted` for each of its errands.",
+        },
+      },
+    )
+    .get(
+      "/v1/pipelines",
+      ({ query }) => ({ status: "OK" as const, results: pipelines.list(query.status) }),
+      {
+        query: t.Object({ status: t.Optional(PipelineStatus) }),
+        response: { 200: ok(t.Array(Pipeline)), 400: ErrorBody },
+        detail: {
+          summary: "List pipelines",
+          description:
+            "Without their errands and dependencies; `?status=` keeps one status. `[]` when there are none.",
+        },
+      },
+    );
+}

@@ -1,0 +1,190 @@
+// Pipelines: creating a DAG of errands in one transaction, unblocking dependents as errands
+// complete, keeping the pipeline's status, and deleting it with its errands. Knows nothing of HTTP.
+
+import type { Clock } from "../clock.ts";
+import type { Errand, Log } from "../errands/model.ts";
+import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
+import type { EventBus } from "../events/bus.ts";
+import type { Store, Tx } from "../store/db.ts";
+import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
+import { PipelineReads, type PipelineRow, PipelineWrites } from "../store/pipelines.ts";
+import { validatePipeline } from "./graph.ts";
+import type { Pipeline, PipelineSpec, PipelineStatus } from "./model.ts";
+
+export interface PipelineServiceDeps {
+  store: Store;
+  clock: Clock;
+  bus: EventBus;
+  maxLogs: number;
+}
+
+export class PipelineService implements PipelineHooks {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly bus: EventBus;
+  private readonly maxLogs: number;
+  private readonly w: PipelineWrites;
+  private readonly r: PipelineReads;
+  private readonly errandsW: ErrandWrites;
+  private readonly errandsR: ErrandReads;
+
+  constructor(deps: PipelineServiceDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.bus = deps.bus;
+    this.maxLogs = deps.maxLogs;
+    this.w = new PipelineWrites(deps.store.writer);
+    this.r = new PipelineReads(deps.store.reader);
+    this.errandsW = new ErrandWrites(deps.store.writer);
+    this.errandsR = new ErrandReads(deps.store.reader);
+  }
+
+  /** Checks the spec only; throws BadInput naming the first problem. */
+  validate(spec: PipelineSpec): void {
+    validatePipeline(spec);
+  }
+
+  /**
+   * Creates the pipeline and its errands in one transaction. Errands with no dependencies are
+   * queued (`inactive`, event `created`); the others wait `blocked`, with no event until they
+   * are unblocked (v1).
+   */
+  create(spec: PipelineSpec): Promise<Pipeline> {
+    const graph = validatePipeline(spec);
+    const errands = spec.errands ?? [];
+    return this.store.write((tx) => {
+      const id = Bun.randomUUIDv7();
+      const now = this.clock.now();
+      this.w.insert.run(id, spec.name ?? "", spec.deleteOnCompleted ? 1 : 0, "inactive", now);
+      const ids = errands.map((errand, i) => {
+        const errandId = Bun.randomUUIDv7();
+        const options = normalizeOptions(errand.options ?? {});
+        this.w.insertErrand.run(
+          errandId,
+          errand.name ?? "",
+          errand.type ?? "",
+          graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
+          options.priority ?? 0,
+          JSON.stringify(options),
+          errand.data === undefined ? null : JSON.stringify(errand.data),
+          now,
+          id,
+        );
+        return errandId;
+      });
+      graph.edges.forEach(([target, dependsOn], position) => {
+        this.w.insertDependency.run(id, position, ids[target] ?? "", ids[dependsOn] ?? "");
+      });
+      const created = this.detail(this.w.get.get(id) as PipelineRow, this.w, this.errandsW);
+      for (const errand of created.errands ?? []) {
+        if (errand.status === "inactive") this.bus.record(tx, "created", errand);
+      }
+      return created;
+    });
+  }
+
+  /** The pipeline with its errands and dependencies, or null when unknown. */
+  get(id: string): Pipeline | null {
+    const row = this.r.get.get(id);
+    return row ? this.detail(row, this.r, this.errandsR) : null;
+  }
+
+  /** Every pipeline, or those with one status, without errands and dependencies. */
+  list(status?: PipelineStatus): Pipeline[] {
+    const rows = status === undefined ? this.r.all.all() : this.r.byStatus.all(status);
+    return rows.map(summary);
+  }
+
+  /** Deletes the pipeline, its errands, their logs and its edges; false when unknown. */
+  remove(id: string): Promise<boolean> {
+    return this.store.write((tx) => {
+      if (!this.w.get.get(id)) return false;
+      this.removeIn(tx, id);
+      return true;
+    });
+  }
+
+  // --- hooks the errand lifecycle calls inside its write transaction ---
+
+  onErrandChanged(tx: Tx, row: ErrandRow): void {
+    if (row.pipeline === null) return;
+    if (row.status === "completed") this.unblockDependents(tx, row.id);
+    this.recount(tx, row.pipeline);
+  }
+
+  dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null {
+    const rows = (tx ? this.w : this.r).dependencyResults.all(id);
+    if (rows.length === 0) return null;
+    const results: Record<string, Record<string, unknown>> = {};
+    for (const row of rows) results[row.name] = row.results === null ? {} : JSON.parse(row.results);
+    return results;
+  }
+
+  // --- inside a write transaction ---
+
+  /** Queues each blocked dependent of a completed errand whose dependencies have all completed. */
+  private unblockDependents(tx: Tx, id: string): void {
+    for (const dependent of this.w.unblockable.all(id)) {
+      this.w.unblock.run(dependent.id);
+      dependent.status = "inactive";
+      this.appendLog(dependent.id, "INFO", "errand unblocked");
+      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW));
+    }
+  }
+
+  /** Sets the pipeline's status from its errands'; a completed deleteOnCompleted one goes. */
+  private recount(tx: Tx, id: string): void {
+    const pipeline = this.w.get.get(id);
+    const progress = this.w.progress.get(id);
+    if (!pipeline || !progress) return;
+    const status: PipelineStatus = progress.failed
+      ? "failed"
+      : !progress.unfinished
+        ? "completed"
+        : progress.started
+          ? "active"
+          : "inactive";
+    const completed = status === "completed";
+    if (status !== pipeline.status || (completed && pipeline.ended === null)) {
+      this.w.setStatus.run(status, completed ? this.clock.now() : null, id);
+    }
+    if (completed && pipeline.delete_on_completed) this.removeIn(tx, id);
+  }
+
+  private removeIn(tx: Tx, id: string): void {
+    for (const { id: errandId } of this.w.errandIds.all(id)) {
+      const row = this.errandsW.get.get(errandId);
+      if (!row) continue;
+      const errand = toErrand(row, this.errandsW);
+      this.errandsW.removeLogs.run(errandId);
+      this.errandsW.remove.run(errandId);
+      this.bus.record(tx, "deleted", errand);
+    }
+    this.w.removeDependencies.run(id);
+    this.w.remove.run(id);
+  }
+
+  private appendLog(id: string, severity: Log["severity"], message: string): void {
+    this.errandsW.appendLog.run(id, severity, message, this.clock.now());
+    this.errandsW.trimLogs.run(id, id, this.maxLogs);
+  }
+
+  /** The pipeline as GET and create answer it: with its errands and its dependencies. */
+  private detail(row: PipelineRow, sql: PipelineReads, errandSql: ErrandReads): Pipeline {
+    const errands: Errand[] = sql.errands.all(row.id).map((e) => toErrand(e, errandSql));
+    return { ...summary(row), errands, dependencies: sql.dependencies.all(row.id) };
+  }
+}
+
+/** The pipeline as v1 shaped it, optional fields omitted when empty. */
+function summary(row: PipelineRow): Pipeline {
+  const pipeline: Pipeline = {
+    id: row.id,
+    name: row.name,
+    status: row.status as PipelineStatus,
+    startedMillis: row.started,
+  };
+  if (row.delete_on_completed) pipeline.deleteOnCompleted = true;
+  if (row.ended !== null) pipeline.endedMillis = row.ended;
+  return pipeline;
+}

@@ -1,0 +1,141 @@
+// SQL for pipelines, their dependency edges, and the errands they hold, prepared once per connection.
+
+import type { Database } from "bun:sqlite";
+import { STATUSES } from "../errands/model.ts";
+import { COLUMNS as ERRAND_COLUMNS, type ErrandRow } from "./errands.ts";
+
+export interface PipelineRow {
+  id: string;
+  name: string;
+  delete_on_completed: number;
+  status: string;
+  started: number;
+  ended: number | null;
+}
+
+/** One edge by errand names: `target` depends on `dependsOn`. */
+export interface DependencyRow {
+  target: string;
+  dependsOn: string;
+}
+
+/** What a pipeline's status is computed from: each answer is a seek on errands_pipeline. */
+export interface PipelineProgress {
+  failed: number;
+  unfinished: number;
+  started: number;
+}
+
+const PIPELINE_COLUMNS = "id, name, delete_on_completed, status, started, ended";
+
+/** `'a', 'b'` for an IN list of statuses: an IN on an index column is one seek per value. */
+const quoted = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).join(", ");
+
+/** The statements every connection needs: reading pipelines. */
+export class PipelineReads {
+  readonly get;
+  readonly all;
+  readonly byStatus;
+  readonly errands;
+  readonly dependencies;
+  readonly dependencyResults;
+
+  constructor(db: Database) {
+    this.get = db.prepare<PipelineRow, [string]>(
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE id = ?`,
+    );
+    this.all = db.prepare<PipelineRow, []>(`SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY id`);
+    this.byStatus = db.prepare<PipelineRow, [string]>(
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE status = ? ORDER BY id`,
+    );
+    // Ids are time-ordered (v7) and handed out in the order the errands were sent.
+    this.errands = db.prepare<ErrandRow, [string]>(
+      `SELECT ${ERRAND_COLUMNS} FROM errands WHERE pipeline = ? ORDER BY id`,
+    );
+    // Lookups are written as subqueries, not joins: this SQLite runs these joins several times
+    // slower than the same seeks as subqueries (measured: 10 µs against 3 µs).
+    this.dependencies = db.prepare<DependencyRow, [string]>(
+      `SELECT (SELECT name FROM errands WHERE id = e.target) AS target,
+              (SELECT name FROM errands WHERE id = e.depends_on) AS dependsOn
+         FROM pipeline_dependencies e
+        WHERE e.pipeline = ? ORDER BY e.position`,
+    );
+    this.dependencyResults = db.prepare<{ name: string; results: string | null }, [string]>(
+      `SELECT name, results FROM errands
+        WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = ?) ORDER BY id`,
+    );
+  }
+}
+
+/** The statements that change pipelines, on the write connection. */
+export class PipelineWrites extends PipelineReads {
+  readonly insert;
+  readonly insertErrand;
+  readonly insertDependency;
+  readonly setStatus;
+  readonly progress;
+  readonly unblockable;
+  readonly unblock;
+  readonly errandIds;
+  readonly removeDependencies;
+  readonly remove;
+
+  constructor(db: Database) {
+    super(db);
+    this.insert = db.prepare<unknown, [string, string, number, string, number]>(
+      `INSERT INTO pipelines (id, name, delete_on_completed, status, started)
+       VALUES (?, ?, ?, ?, ?)`,
+    );
+    this.insertErrand = db.prepare<
+      unknown,
+      [string, string, string, string, number, string, string | null, number, string]
+    >(
+      `INSERT INTO errands (id, name, type, status, priority, options, data, created, pipeline)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // Repeated edges are dropped before this (graph.ts): the unique index would refuse them.
+    this.insertDependency = db.prepare<unknown, [string, number, string, string]>(
+      `INSERT INTO pipeline_dependencies (pipeline, position, target, depends_on)
+       VALUES (?, ?, ?, ?)`,
+    );
+    this.setStatus = db.prepare<unknown, [string, number | null, string]>(
+      "UPDATE pipelines SET status = ?, ended = coalesce(ended, ?) WHERE id = ?",
+    );
+    const unfinished = quoted(STATUSES.filter((s) => s !== "completed"));
+    this.progress = db.prepare<PipelineProgress, [string]>(
+      `SELECT
+         EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status = 'failed') AS failed,
+         EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status IN (${unfinished}))
+           AS unfinished,
+         EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status IN ('active', 'completed'))
+           OR EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1
+                        AND status IN (${quoted(STATUSES)}) AND started IS NOT NULL)
+           AS started`,
+    );
+    // The blocked dependents of one errand whose dependencies have all completed: a walk of
+    // that errand's dependents and of their own dependencies, by index. Dependencies are checked
+    // newest first: claims take the oldest first, so an unfinished one is usually met at once
+    // (a fan-in of n usually costs O(n) in all, not O(n²)). The unary + keeps SQLite
+    // from starting at the errands_status index, which would walk every blocked errand stored.
+    this.unblockable = db.prepare<ErrandRow, [string]>(
+      `SELECT ${ERRAND_COLUMNS} FROM errands t
+        WHERE t.id IN (SELECT target FROM pipeline_dependencies WHERE depends_on = ?)
+          AND +t.status = 'blocked'
+          AND (SELECT 1 FROM pipeline_dependencies f
+                WHERE f.target = t.id
+                  AND (SELECT status FROM errands WHERE id = f.depends_on) <> 'completed'
+                ORDER BY f.depends_on DESC LIMIT 1) IS NULL
+        ORDER BY t.id`,
+    );
+    this.unblock = db.prepare<unknown, [string]>(
+      "UPDATE errands SET status = 'inactive' WHERE id = ? AND status = 'blocked'",
+    );
+    this.errandIds = db.prepare<{ id: string }, [string]>(
+      "SELECT id FROM errands WHERE pipeline = ? ORDER BY id",
+    );
+    this.removeDependencies = db.prepare<unknown, [string]>(
+      "DELETE FROM pipeline_dependencies WHERE pipeline = ?",
+    );
+    this.remove = db.prepare<unknown, [string]>("DELETE FROM pipelines WHERE id = ?");
+  }
+}

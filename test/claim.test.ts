@@ -1,0 +1,176 @@
+// Claiming errands (SPEC §3 "process"): order, what a claim changes, and concurrent claims.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+
+afterAll(removeTempDirs);
+
+async function create(app: TestApp, spec: Record<string, unknown>) {
+  const answer = await app.call("POST", "/v1/errands", { name: "job", type: "work", ...spec });
+  expect(answer.status).toBe(200);
+  return answer.body.results;
+}
+
+async function claim(app: TestApp, type: string) {
+  return app.call("POST", `/v1/errands/process/${type}`);
+}
+
+describe("claim order", () => {
+  test("claim takes the highest priority first, then the oldest created", async () => {
+    const app = makeApp();
+    const names: Array<[string, number]> = [
+      ["low-old", 1],
+      ["high-old", 10],
+      ["mid", 5],
+      ["high-new", 10],
+      ["none", 0],
+      ["negative", -3],
+      ["low-new", 1],
+    ];
+    for (const [name, priority] of names) {
+      await create(app, { name, options: { priority } });
+      app.clock.advance(1000);
+    }
+    const order: string[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const answer = await claim(app, "work");
+      expect(answer.status).toBe(200);
+      order.push(answer.body.results.name);
+    }
+    expect(order).toEqual([
+      "high-old",
+      "high-new",
+      "mid",
+      "low-old",
+      "low-new",
+      "none",
+      "negative",
+    ]);
+    app.close();
+  });
+
+  test("among equal priorities the oldest created is claimed first, whatever the insert order of ids", async () => {
+    const app = makeApp();
+    // Created later in wall-clock order but with an older clock reading.
+    await create(app, { name: "newer" });
+    app.clock.advance(-60_000);
+    await create(app, { name: "older" });
+    expect((await claim(app, "work")).body.results.name).toBe("older");
+    expect((await claim(app, "work")).body.results.name).toBe("newer");
+    app.close();
+  });
+
+  test("claim skips errands of other types", async () => {
+    const app = makeApp();
+    await create(app, { type: "other", name: "first", options: { priority: 100 } });
+    app.clock.advance(1000);
+    await create(app, { type: "mine", name: "mine" });
+    const answer = await claim(app, "mine");
+    expect(answer.body.results.name).toBe("mine");
+    expect(answer.body.results.type).toBe("mine");
+    expect((await claim(app, "mine")).status).toBe(404);
+    expect((await claim(app, "other")).body.results.name).toBe("first");
+    app.close();
+  });
+
+  test("claim only takes inactive errands", async () => {
+    const app = makeApp();
+    for (const status of ["active", "failed", "completed", "blocked"]) {
+      const { id } = await create(app, { type: status, name: status });
+      await app.call("POST", `/v1/errands/update/type/${status}`, { status });
+      expect((await app.call("GET", `/v1/errand/${id}`)).body.results.status).toBe(status);
+      expect((await claim(app, status)).status).toBe(404);
+    }
+    app.close();
+  });
+});
+
+describe("what a claim changes", () => {
+  test("claim sets active, started now, attempts + 1, progress 0, and logs Started!", async () => {
+    const app = makeApp();
+    const { id } = await create(app, { type: "t" });
+    app.clock.advance(5000);
+    const first = (await claim(app, "t")).body.results;
+    expect(first).toMatchObject({ id, status: "active", started: app.clock.now(), attempts: 1 });
+    expect(first.progress).toBe(0);
+    expect(first.logs).toEqual([
+      { severity: "INFO", message: "Started!", timestamp: app.clock.now() },
+    ]);
+
+    // Back in the queue with its progress kept, then claimed again.
+    await app.call("PUT", `/v1/errand/${id}`, { progress: 70 });
+    await app.call("POST", "/v1/errands/update/type/t", { status: "inactive" });
+    expect((await app.call("GET", `/v1/errand/${id}`)).body.results.progress).toBe(70);
+    app.clock.advance(5000);
+    const second = (await claim(app, "t")).body.results;
+    expect(second).toMatchObject({ id, status: "active", started: app.clock.now(), attempts: 2 });
+    expect(second.progress).toBe(0);
+    expect(second.logs.map((l: { message: string }) => l.message)).toEqual([
+      "Started!",
+      "Started!",
+    ]);
+    expect((await app.call("GET", `/v1/errand/${id}`)).body.results).toEqual(second);
+    app.close();
+  });
+
+  test("POST /v1/errands/process?type=T claims like /process/:type", async () => {
+    const app = makeApp();
+    const { id } = await create(app, { type: "legacy" });
+    await create(app, { type: "other" });
+    const answer = await app.call("POST", "/v1/errands/process?type=legacy");
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe("OK");
+    expect(answer.body.results).toMatchObject({ id, status: "active", attempts: 1 });
+    const none = await app.call("POST", "/v1/errands/process?type=legacy");
+    expect(none.status).toBe(404);
+    expect(none.body.message).toBe("No jobs");
+    app.close();
+  });
+
+  test("a claim with no errand waiting is 404 No jobs", async () => {
+    const app = makeApp();
+    const answer = await claim(app, "empty");
+    expect(answer.status).toBe(404);
+    expect(answer.body.message).toBe("No jobs");
+    expect(typeof answer.body.error).toBe("string");
+    app.close();
+  });
+
+  test("a claim without a type is 400", async () => {
+    const app = makeApp();
+    const answer = await app.call("POST", "/v1/errands/process");
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatch(/type/);
+    app.close();
+  });
+});
+
+describe("concurrent claims", () => {
+  test("50 concurrent claims over 50 errands never return the same errand twice", async () => {
+    const app = makeApp();
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) ids.add((await create(app, { type: "busy", name: `e${i}` })).id);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => claim(app, "busy")));
+    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
+    const claimed = answers.map((a) => a.body.results.id as string);
+    expect(new Set(claimed).size).toBe(50);
+    expect(new Set(claimed)).toEqual(ids);
+    for (const a of answers) expect(a.body.results.attempts).toBe(1);
+    const active = await app.call("GET", "/v1/errands/list/status/active");
+    expect(active.body.results).toHaveLength(50);
+    app.close();
+  });
+
+  test("50 concurrent claims over 30 errands: 30 distinct errands and 20 No jobs", async () => {
+    const app = makeApp();
+    for (let i = 0; i < 30; i++) await create(app, { type: "scarce", name: `e${i}` });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => claim(app, "scarce")));
+    const ok = answers.filter((a) => a.status === 200);
+    const none = answers.filter((a) => a.status === 404);
+    expect(ok).toHaveLength(30);
+    expect(none).toHaveLength(20);
+    expect(new Set(ok.map((a) => a.body.results.id)).size).toBe(30);
+    for (const a of none) expect(a.body.message).toBe("No jobs");
+    app.close();
+  });
+});
