@@ -1,0 +1,320 @@
+// The errand lifecycle against a running server: create rate, claim+complete rate and the
+// round trip (producers and workers at once); the same round trip on BullMQ with Redis, once
+// with appendfsync always and once by default; and the raw Bun.serve ceiling with the same
+// HTTP client. With --scale N, also N errands stored: claim latency, RSS, size, list time.
+//
+// Usage: bun scripts/bench/lifecycle.ts [--n 20000] [--c 32] [--runs 3] [--sync full|normal]
+//        [--scale 1000000] [--skip-bullmq]
+// Needs redis-server on the PATH for the BullMQ part (Debian: apt-get install redis-server).
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseFlags } from "../../src/config.ts";
+
+const { flags } = parseFlags(
+  process.argv.slice(2).map((a) => (a === "--skip-bullmq" ? "--skip-bullmq=1" : a)),
+);
+const N = Number(flags.get("n") ?? 20_000);
+const C = Number(flags.get("c") ?? 32);
+const RUNS = Number(flags.get("runs") ?? 3);
+const SYNC = flags.get("sync") ?? "full";
+const SCALE = Number(flags.get("scale") ?? 0);
+const SKIP_BULLMQ = flags.has("skip-bullmq");
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+
+async function freePort(): Promise<number> {
+  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = probe.port ?? 0;
+  await probe.stop(true);
+  return port;
+}
+
+async function waitUp(url: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (
+      await fetch(url).then(
+        (r) => r.status < 500,
+        () => false,
+      )
+    )
+      return;
+    await Bun.sleep(10);
+  }
+  throw new Error(`${url} never answered`);
+}
+
+/** Runs `workers` loops of `step` until `total` steps are taken; answers seconds taken. */
+async function pool(total: number, workers: number, step: (i: number) => Promise<boolean>) {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < total) {
+        const i = next++;
+        if (!(await step(i))) next--; // nothing done: try again
+      }
+    }),
+  );
+  return (performance.now() - start) / 1000;
+}
+
+const json = { "content-type": "application/json" };
+const post = (url: string, body?: unknown, method = "POST") =>
+  fetch(url, {
+    method,
+    headers: json,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+async function startErrands(dir: string) {
+  const port = await freePort();
+  const proc = Bun.spawn([process.execPath, "src/main.ts"], {
+    env: {
+      ...process.env,
+      ERRANDS_PORT: `127.0.0.1:${port}`,
+      ERRANDS_STORAGE: `${dir}/`,
+      ERRANDS_SYNC: SYNC,
+      ERRANDS_LOG_LEVEL: "error",
+    },
+    stdout: "ignore",
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitUp(`${base}/v1/errands/?limit=1`);
+  return { proc, base };
+}
+
+async function claimComplete(base: string, type: string): Promise<boolean> {
+  const claim = await post(`${base}/v1/errands/process/${type}`);
+  if (claim.status !== 200) {
+    await claim.arrayBuffer();
+    return false;
+  }
+  const { id } = ((await claim.json()) as { results: { id: string } }).results;
+  await (
+    await post(`${base}/v1/errand/${id}/completed`, { results: { ok: true } }, "PUT")
+  ).arrayBuffer();
+  return true;
+}
+
+async function ours() {
+  const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
+  const { proc, base } = await startErrands(dir);
+  const create: number[] = [];
+  const drain: number[] = [];
+  const round: number[] = [];
+  const roundNext: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const type = `bench${run}`;
+    const t1 = await pool(N, C, async (i) => {
+      await (await post(`${base}/v1/errands/`, { name: `e${i}`, type, data: { i } })).arrayBuffer();
+      return true;
+    });
+    create.push(N / t1);
+    const t2 = await pool(N, C, () => claimComplete(base, type));
+    drain.push(N / t2);
+
+    // Round trip: half the connections produce, half claim and complete, at the same time.
+    const rt = `rt${run}`;
+    const start = performance.now();
+    await Promise.all([
+      pool(N, C / 2, async (i) => {
+        await (await post(`${base}/v1/errands/`, { name: `r${i}`, type: rt })).arrayBuffer();
+        return true;
+      }),
+      pool(N, C / 2, () => claimComplete(base, rt)),
+    ]);
+    round.push(N / ((performance.now() - start) / 1000));
+
+    // The same with complete?next=true: one request fewer per errand.
+    const rn = `rn${run}`;
+    const startNext = performance.now();
+    let done = 0;
+    await Promise.all([
+      pool(N, C / 2, async (i) => {
+        await (await post(`${base}/v1/errands/`, { name: `n${i}`, type: rn })).arrayBuffer();
+        return true;
+      }),
+      ...Array.from({ length: C / 2 }, async () => {
+        let current: string | null = null;
+        while (done < N) {
+          if (current === null) {
+            const claim = await post(`${base}/v1/errands/process/${rn}?wait=1`);
+            if (claim.status !== 200) {
+              await claim.arrayBuffer();
+              continue;
+            }
+            current = ((await claim.json()) as { results: { id: string } }).results.id;
+          }
+          const res = await post(`${base}/v1/errand/${current}/completed?next=true`, {}, "PUT");
+          const body = (await res.json()) as { next: { id: string } | null };
+          done++;
+          current = body.next?.id ?? null;
+        }
+      }),
+    ]);
+    roundNext.push(N / ((performance.now() - startNext) / 1000));
+  }
+  proc.kill("SIGTERM");
+  await proc.exited;
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    create: median(create),
+    drain: median(drain),
+    round: median(round),
+    roundNext: median(roundNext),
+  };
+}
+
+async function bullmq(fsyncAlways: boolean): Promise<number> {
+  const { Queue, Worker } = await import("bullmq");
+  const dir = mkdtempSync(join(tmpdir(), "errands-redis-"));
+  const port = await freePort();
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
+  if (fsyncAlways) args.push("--appendonly", "yes", "--appendfsync", "always");
+  const redis = Bun.spawn(["redis-server", ...args], { stdout: "ignore" });
+  await Bun.sleep(300);
+  const connection = { host: "127.0.0.1", port, maxRetriesPerRequest: null };
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const name = `bench${run}`;
+    const queue = new Queue(name, { connection });
+    let done = 0;
+    const finished = Promise.withResolvers<void>();
+    const start = performance.now();
+    const worker = new Worker(name, async () => ({ ok: true }), { connection, concurrency: C / 2 });
+    worker.on("completed", () => {
+      if (++done === N) finished.resolve();
+    });
+    await pool(N, C / 2, async (i) => {
+      await queue.add("e", { i });
+      return true;
+    });
+    await finished.promise;
+    rates.push(N / ((performance.now() - start) / 1000));
+    await worker.close();
+    await queue.close();
+  }
+  redis.kill("SIGTERM");
+  await redis.exited;
+  rmSync(dir, { recursive: true, force: true });
+  return median(rates);
+}
+
+async function ceiling(): Promise<number> {
+  const port = await freePort();
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      "-e",
+      `Bun.serve({ port: ${port}, hostname: "127.0.0.1", async fetch(r) { return Response.json({ status: "OK", results: await r.json() }); } })`,
+    ],
+    { stdout: "ignore" },
+  );
+  const url = `http://127.0.0.1:${port}/`;
+  await waitUp(url);
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const t = await pool(N, C, async (i) => {
+      await (await post(url, { name: `e${i}`, type: "t" })).arrayBuffer();
+      return true;
+    });
+    rates.push(N / t);
+  }
+  proc.kill();
+  await proc.exited;
+  return median(rates);
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function claimLatency(base: string, type: string, count: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await (await post(`${base}/v1/errands/process/${type}`)).arrayBuffer();
+    times.push((performance.now() - start) * 1000);
+  }
+  return median(times);
+}
+
+async function scale(total: number) {
+  const dir = mkdtempSync(join(tmpdir(), "errands-scale-"));
+  const { proc, base } = await startErrands(dir);
+  const batch = (n: number, type: string) =>
+    post(`${base}/v1/errands/batch`, {
+      errands: Array.from({ length: n }, (_, i) => ({ name: `s${i}`, type, data: { i } })),
+    }).then((r) => r.arrayBuffer());
+  await batch(1000, "small");
+  const emptyLatency = await claimLatency(base, "small", 500);
+  const fillStart = performance.now();
+  await pool(total / 1000, 4, async () => {
+    await batch(1000, "big");
+    return true;
+  });
+  const fillSeconds = (performance.now() - fillStart) / 1000;
+  const bigLatency = await claimLatency(base, "big", 500);
+  const listStart = performance.now();
+  const listed = await fetch(`${base}/v1/errands/`).then((r) => r.arrayBuffer());
+  const listSeconds = (performance.now() - listStart) / 1000;
+  const rss = rssMiB(proc.pid);
+  const bytes = readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+  proc.kill("SIGTERM");
+  await proc.exited;
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    emptyLatency,
+    bigLatency,
+    fillSeconds,
+    listSeconds,
+    listMiB: listed.byteLength / 2 ** 20,
+    rss,
+    dbMiB: bytes / 2 ** 20,
+  };
+}
+
+console.log(
+  `lifecycle: N=${N} errands, ${C} connections, median of ${RUNS} runs, ERRANDS_SYNC=${SYNC}`,
+);
+const o = await ours();
+console.log(`create                       ${fmt(o.create)} errands/s`);
+console.log(`claim + complete             ${fmt(o.drain)} errands/s`);
+console.log(
+  `round trip                   ${fmt(o.round)} errands/s (${fmt(o.round * 3)} requests/s)`,
+);
+console.log(`round trip, ?next=true       ${fmt(o.roundNext)} errands/s`);
+const top = await ceiling();
+console.log(`raw Bun.serve ceiling        ${fmt(top)} requests/s`);
+console.log(`ours ÷ ceiling (create)      ${(o.create / top).toFixed(2)}`);
+console.log(`ours ÷ ceiling (round trip)  ${((o.round * 3) / top).toFixed(2)}`);
+if (!SKIP_BULLMQ) {
+  const always = await bullmq(true);
+  const plain = await bullmq(false);
+  console.log(`BullMQ, appendfsync always   ${fmt(always)} jobs/s`);
+  console.log(`BullMQ, Redis default        ${fmt(plain)} jobs/s`);
+  console.log(
+    `ours ÷ BullMQ always         ${(o.round / always).toFixed(2)} (next=true: ${(o.roundNext / always).toFixed(2)})`,
+  );
+  console.log(
+    `ours ÷ BullMQ default        ${(o.round / plain).toFixed(2)} (next=true: ${(o.roundNext / plain).toFixed(2)})`,
+  );
+}
+if (SCALE > 0) {
+  const s = await scale(SCALE);
+  console.log(
+    `scale: ${fmt(SCALE)} errands stored (batch create in ${s.fillSeconds.toFixed(1)} s)`,
+  );
+  console.log(`claim p50, 1k waiting        ${s.emptyLatency.toFixed(0)} µs`);
+  console.log(`claim p50, ${fmt(SCALE)} waiting   ${s.bigLatency.toFixed(0)} µs`);
+  console.log(`server RSS                   ${s.rss.toFixed(0)} MiB`);
+  console.log(`database size                ${s.dbMiB.toFixed(0)} MiB`);
+  console.log(
+    `list all                     ${s.listSeconds.toFixed(1)} s, ${s.listMiB.toFixed(0)} MiB streamed`,
+  );
+}
+process.exit(0);
