@@ -4,6 +4,7 @@
 import { Elysia } from "elysia";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { IdempotencyKeys } from "./errands/idempotency.ts";
 import { errandRoutes } from "./errands/routes.ts";
 import { ErrandService } from "./errands/service.ts";
 import { BadInput, DomainError } from "./errors.ts";
@@ -23,6 +24,8 @@ import { PipelineService } from "./pipelines/service.ts";
 import type { Store } from "./store/db.ts";
 import { EventWrites } from "./store/events.ts";
 import { StoreStats } from "./store/stats.ts";
+import { typeRoutes } from "./types/routes.ts";
+import { TypeService } from "./types/service.ts";
 import { VERSION } from "./version.ts";
 
 /** The route label of answers given before routing (preflights, 401, 413) and of 404s. */
@@ -39,15 +42,22 @@ export function createApp(deps: AppDeps) {
   const { store, clock, config } = deps;
   const logger = deps.logger ?? silentLogger;
   const bus = new EventBus(new EventWrites(store.writer), () => clock.now());
-  const pipelines = new PipelineService({ store, clock, bus, maxLogs: config.maxLogs });
+  const keys = new IdempotencyKeys(store, clock);
+  const pipelines = new PipelineService({ store, clock, bus, maxLogs: config.maxLogs, keys });
   const errands = new ErrandService({
     store,
     clock,
     bus,
     maxLogs: config.maxLogs,
     pipelines,
-    onExpired: (errand) =>
-      logger.info("errand expired", { id: errand.id, type: errand.type, status: errand.status }),
+    keys,
+    onExpired: (errand, reason) =>
+      logger.info("errand expired", {
+        id: errand.id,
+        type: errand.type,
+        reason,
+        status: errand.status,
+      }),
   });
 
   const stats = new StoreStats(store);
@@ -64,6 +74,7 @@ export function createApp(deps: AppDeps) {
     (performance.now() - (arrived.get(request) ?? performance.now())) / 1000;
 
   const waiters = new Waiters(errands, bus);
+  const types = new TypeService(store, clock, (type) => waiters.serve(type));
   const streams = new EventStreams(store, bus, {
     keepAliveMs: config.keepAliveMs,
     maxStreams: config.maxStreams,
@@ -129,6 +140,7 @@ export function createApp(deps: AppDeps) {
     .use(swaggerRoutes("Errands API"))
     .use(errandRoutes(errands, waiters))
     .use(pipelineRoutes(pipelines))
+    .use(typeRoutes(types))
     .use(streams.routes());
 
   // Built once, on first request, from every route above.
@@ -137,10 +149,16 @@ export function createApp(deps: AppDeps) {
     detail: { hide: true },
   });
 
-  /** One pass of the background checks: TTL expiry, event retention. */
+  /**
+   * One pass of the background checks: schedules come due, TTL and heartbeat expiry, event
+   * and idempotency-key retention. Each is an indexed query.
+   */
   const sweep = async () => {
+    await errands.promoteDue();
     await errands.expireOverdue();
+    await errands.expireSilent();
     await bus.prune(store, clock.now() - config.eventRetentionMs);
+    await keys.prune();
   };
 
   /** Ends what holds requests open: long-poll waiters and event streams (shutdown). */
@@ -149,7 +167,7 @@ export function createApp(deps: AppDeps) {
     streams.closeAll();
   };
 
-  return { app, bus, errands, pipelines, waiters, streams, metrics, sweep, release };
+  return { app, bus, errands, pipelines, types, waiters, streams, metrics, sweep, release };
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -222,7 +222,7 @@ describe("create", () => {
 
   test("options the schema does not name are ignored, not stored", async () => {
     const app = makeApp();
-    const errand = await create(app, { options: { ttl: 5, colour: "red", heartbeat: 1 } });
+    const errand = await create(app, { options: { ttl: 5, colour: "red", shape: 1 } });
     expect(errand.options).toEqual({ ttl: 5 });
     expect((await get(app, errand.id)).options).toEqual({ ttl: 5 });
     app.close();

@@ -64,6 +64,42 @@ export const ErrandOptions = t.Object(
       }),
     ),
     deleteOnCompleted: t.Optional(t.Boolean()),
+    heartbeat: t.Optional(
+      Integer({
+        minimum: 5,
+        maximum: 86_400,
+        description:
+          "Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout`",
+      }),
+    ),
+    runAt: t.Optional(
+      Integer({
+        minimum: 0,
+        maximum: 8_640_000_000_000_000,
+        description: "Run no earlier than this time (ms since the epoch): the errand is scheduled",
+      }),
+    ),
+    delay: t.Optional(
+      Integer({
+        minimum: 0,
+        maximum: 31_536_000_000,
+        description: "Run no earlier than this many ms after creation: the errand is scheduled",
+      }),
+    ),
+    backoff: t.Optional(
+      t.Object(
+        {
+          type: t.Union([t.Literal("fixed"), t.Literal("exponential")], {
+            error: "backoff.type must be fixed or exponential",
+          }),
+          delay: Integer({ minimum: 1, maximum: 3_600_000 }),
+        },
+        {
+          description:
+            "Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential)",
+        },
+      ),
+    ),
   },
   { examples: [{ ttl: 60, retries: 2, priority: 500 }] },
 );
@@ -134,13 +170,27 @@ export const ErrandSpec = t.Object(
 );
 export type ErrandSpec = Static<typeof ErrandSpec>;
 
-export const ProgressBody = t.Object({ progress: t.Number({ minimum: 0, maximum: 100 }) }, lenient);
-export const LogBody = t.Object(
-  { severity: Severity, message: t.String({ maxLength: 10_000 }) },
+/** The attempt a worker claimed: when sent, a call for any other attempt is refused (409). */
+const Attempt = t.Optional(
+  Integer({ minimum: 1, description: "The attempt this worker holds (the claim's `attempts`)" }),
+);
+
+export const ProgressBody = t.Object(
+  { progress: t.Number({ minimum: 0, maximum: 100 }), attempt: Attempt },
   lenient,
 );
-export const FailBody = t.Object({ reason: t.String({ maxLength: 10_000 }) }, lenient);
-export const CompleteBody = t.Optional(t.Object({ results: t.Optional(JsonObject) }, lenient));
+export const LogBody = t.Object(
+  { severity: Severity, message: t.String({ maxLength: 10_000 }), attempt: Attempt },
+  lenient,
+);
+export const FailBody = t.Object(
+  { reason: t.String({ maxLength: 10_000 }), attempt: Attempt },
+  lenient,
+);
+export const CompleteBody = t.Optional(
+  t.Object({ results: t.Optional(JsonObject), attempt: Attempt }, lenient),
+);
+export const HeartbeatBody = t.Optional(t.Object({ attempt: Attempt }, lenient));
 
 export const ListKey = t.Union([t.Literal("status"), t.Literal("type")], {
   error: "the key must be status or type",

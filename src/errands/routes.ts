@@ -11,6 +11,7 @@ import {
   ErrandSpec,
   ErrorBody,
   FailBody,
+  HeartbeatBody,
   ListKey,
   LogBody,
   OkCount,
@@ -23,7 +24,16 @@ import {
 } from "./model.ts";
 import type { BulkChange, ErrandService, Filter } from "./service.ts";
 
-const Id = t.Object({ id: t.String({ maxLength: 64 }) });
+const Id = t.Object({ id: t.String() });
+const IdempotencyHeader = t.Object({
+  "idempotency-key": t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 255,
+      description: "Repeating a create with the same key within 24 h answers the first result",
+    }),
+  ),
+});
 const Wait = t.Numeric({
   exclusiveMinimum: 0,
   maximum: 60,
@@ -58,11 +68,19 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   return new Elysia({ tags: ["errands"] })
     .post(
       "/v1/errands",
-      async ({ body }) => ({ status: "OK", results: await errands.create(body) }),
+      async ({ body, headers }) => ({
+        status: "OK",
+        results: await errands.create(body, headers["idempotency-key"]),
+      }),
       {
         body: ErrandSpec,
+        headers: IdempotencyHeader,
         response: { 200: ok(Errand), ...errors },
-        detail: { summary: "Create an errand", description: "Emits `created`." },
+        detail: {
+          summary: "Create an errand",
+          description:
+            "Emits `created`. With `options.runAt` or `options.delay` the errand is `scheduled` until then. With an `Idempotency-Key` header used in the last 24 h, answers the first result again instead of creating a duplicate (409 when the key came with another body).",
+        },
       },
     )
     .get("/v1/errands", ({ query }) => list(null, query), {
@@ -109,11 +127,12 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .post(
       "/v1/errands/batch",
-      async ({ body }) => ({
+      async ({ body, headers }) => ({
         status: "OK" as const,
-        results: await errands.createMany(body.errands),
+        results: await errands.createMany(body.errands, headers["idempotency-key"]),
       }),
       {
+        headers: IdempotencyHeader,
         body: t.Object(
           { errands: t.Array(ErrandSpec, { minItems: 1, maxItems: 1000 }) },
           { additionalProperties: true },
@@ -177,7 +196,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errand/:id",
       async ({ params, body }) => ({
         status: "OK" as const,
-        results: await errands.progress(params.id, body.progress),
+        results: await errands.progress(params.id, body.progress, body.attempt),
       }),
       {
         params: Id,
@@ -193,7 +212,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errand/:id/log",
       async ({ params, body }) => ({
         status: "OK" as const,
-        results: await errands.log(params.id, body.severity, body.message),
+        results: await errands.log(params.id, body.severity, body.message, body.attempt),
       }),
       {
         params: Id,
@@ -206,7 +225,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errand/:id/failed",
       async ({ params, body }) => ({
         status: "OK" as const,
-        results: await errands.fail(params.id, body.reason),
+        results: await errands.fail(params.id, body.reason, body.attempt),
       }),
       {
         params: Id,
@@ -225,10 +244,14 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         if (query.next !== true) {
           return {
             status: "OK" as const,
-            results: await errands.complete(params.id, body?.results),
+            results: await errands.complete(params.id, body?.results, body?.attempt),
           };
         }
-        const { completed, next } = await errands.completeAndClaim(params.id, body?.results);
+        const { completed, next } = await errands.completeAndClaim(
+          params.id,
+          body?.results,
+          body?.attempt,
+        );
         return { status: "OK" as const, results: completed, next };
       },
       {
@@ -251,6 +274,23 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           summary: "Complete an errand",
           description:
             "Stores `results`, progress 100, logs `Completed!`. Emits `completed`. With `?next=true`, also claims the next errand of the same type in the same transaction and answers it as `next` (null when none waits).",
+        },
+      },
+    )
+    .post(
+      "/v1/errand/:id/heartbeat",
+      async ({ params, body }) => ({
+        status: "OK" as const,
+        results: await errands.heartbeat(params.id, body?.attempt),
+      }),
+      {
+        params: Id,
+        body: HeartbeatBody,
+        response: { 200: ok(Errand), ...errors },
+        detail: {
+          summary: "Tell the server the worker of an active errand is alive",
+          description:
+            "Pushes the errand's heartbeat deadline (`options.heartbeat` seconds) on; progress and log calls count too. Emits no event. 409 when the errand is not active, or not at the `attempt` sent.",
         },
       },
     )

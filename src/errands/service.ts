@@ -6,6 +6,7 @@ import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus, EventName } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
 import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
+import type { IdempotencyKeys } from "./idempotency.ts";
 import {
   type Errand,
   ErrandOptions,
@@ -20,10 +21,12 @@ export interface ErrandServiceDeps {
   clock: Clock;
   bus: EventBus;
   maxLogs: number;
-  /** Told of each TTL expiry, for the operator's log. */
-  onExpired?: (errand: Errand) => void;
+  /** Told of each TTL or heartbeat expiry, for the operator's log. */
+  onExpired?: (errand: Errand, reason: string) => void;
   /** Pipelines: told of every status change of an errand of a pipeline (src/pipelines/). */
   pipelines?: PipelineHooks;
+  /** Idempotency-Key on creates. */
+  keys: IdempotencyKeys;
 }
 
 /** What the errand lifecycle asks of pipelines, inside the same write transaction. */
@@ -45,8 +48,9 @@ export class ErrandService {
   private readonly clock: Clock;
   private readonly bus: EventBus;
   private readonly maxLogs: number;
-  private readonly onExpired: (errand: Errand) => void;
+  private readonly onExpired: (errand: Errand, reason: string) => void;
   private readonly pipelines: PipelineHooks | undefined;
+  private readonly keys: IdempotencyKeys;
   private readonly w: ErrandWrites;
   private readonly r: ErrandReads;
 
@@ -57,12 +61,16 @@ export class ErrandService {
     this.maxLogs = deps.maxLogs;
     this.onExpired = deps.onExpired ?? (() => {});
     this.pipelines = deps.pipelines;
+    this.keys = deps.keys;
     this.w = new ErrandWrites(deps.store.writer);
     this.r = new ErrandReads(deps.store.reader);
   }
 
-  create(spec: ErrandSpec): Promise<Errand> {
-    return this.store.write((tx) => this.insert(tx, spec));
+  /** Creates an errand; with an idempotency key, a repeat answers the first result. */
+  create(spec: ErrandSpec, key?: string): Promise<Errand> {
+    return this.store.write((tx) =>
+      this.keys.run(key, "POST /v1/errands", spec, () => this.insert(tx, spec)),
+    );
   }
 
   get(id: string): Errand {
@@ -120,7 +128,7 @@ export class ErrandService {
   release(id: string, attempt: number): Promise<Errand | null> {
     return this.store.write((tx) => {
       const row = this.w.get.get(id);
-      if (!row || row.status !== "active" || row.attempts !== attempt) return null;
+      if (row?.status !== "active" || row.attempts !== attempt) return null;
       this.appendLog(id, "INFO", "Released: the claiming worker went away");
       row.status = "inactive";
       row.attempts -= 1;
@@ -135,55 +143,88 @@ export class ErrandService {
     });
   }
 
-  progress(id: string, progress: number): Promise<Errand> {
+  progress(id: string, progress: number, attempt?: number): Promise<Errand> {
     return this.store.write((tx) => {
       const row = this.load(id);
+      requireAttempt(row, attempt);
       requireActive(row, "update its progress");
       row.progress = progress;
+      this.heardFrom(row);
       this.save(row);
       return this.emit(tx, "updated", row);
     });
   }
 
-  log(id: string, severity: Log["severity"], message: string): Promise<Errand> {
+  log(id: string, severity: Log["severity"], message: string, attempt?: number): Promise<Errand> {
     return this.store.write((tx) => {
       const row = this.load(id);
+      requireAttempt(row, attempt);
       requireActive(row, "log to it");
       this.appendLog(id, severity, message);
+      this.heardFrom(row);
+      this.save(row);
       return this.emit(tx, "updated", row);
     });
   }
 
-  fail(id: string, reason: string): Promise<Errand> {
+  /** The worker of an active errand is alive: pushes its heartbeat deadline on. No event. */
+  heartbeat(id: string, attempt?: number): Promise<Errand> {
+    return this.store.write(() => {
+      const row = this.load(id);
+      requireAttempt(row, attempt);
+      requireActive(row, "send a heartbeat");
+      this.heardFrom(row);
+      this.save(row);
+      return toErrand(row, this.w);
+    });
+  }
+
+  fail(id: string, reason: string, attempt?: number): Promise<Errand> {
     return this.store.write((tx) => {
       const row = this.load(id);
+      requireAttempt(row, attempt);
       requireNotBlocked(row, "fail");
       return this.failIn(tx, row, reason);
     });
   }
 
   /** Creates all the errands or none, in one transaction. */
-  createMany(specs: ErrandSpec[]): Promise<Errand[]> {
-    return this.store.write((tx) => specs.map((spec) => this.insert(tx, spec)));
+  createMany(specs: ErrandSpec[], key?: string): Promise<Errand[]> {
+    return this.store.write((tx) =>
+      this.keys.run(key, "POST /v1/errands/batch", specs, () =>
+        specs.map((spec) => this.insert(tx, spec)),
+      ),
+    );
   }
 
   /** Completes the errand and, in the same transaction, claims the next one of its type. */
   completeAndClaim(
     id: string,
     results: Record<string, unknown> | undefined,
+    attempt?: number,
   ): Promise<{ completed: Errand; next: Errand | null }> {
     return this.store.write((tx) => {
-      const completed = this.completeIn(tx, id, results);
+      const completed = this.completeIn(tx, id, results, attempt);
       return { completed, next: this.claimIn(tx, completed.type) };
     });
   }
 
-  complete(id: string, results: Record<string, unknown> | undefined): Promise<Errand> {
-    return this.store.write((tx) => this.completeIn(tx, id, results));
+  complete(
+    id: string,
+    results: Record<string, unknown> | undefined,
+    attempt?: number,
+  ): Promise<Errand> {
+    return this.store.write((tx) => this.completeIn(tx, id, results, attempt));
   }
 
-  private completeIn(tx: Tx, id: string, results: Record<string, unknown> | undefined): Errand {
+  private completeIn(
+    tx: Tx,
+    id: string,
+    results: Record<string, unknown> | undefined,
+    attempt: number | undefined,
+  ): Errand {
     const row = this.load(id);
+    requireAttempt(row, attempt);
     requireNotBlocked(row, "complete");
     const now = this.clock.now();
     this.appendLog(id, "INFO", "Completed!");
@@ -276,19 +317,51 @@ export class ErrandService {
   }
 
   /** Fails every active errand past its TTL (re-queued when retries remain); returns how many. */
-  async expireOverdue(): Promise<number> {
+  expireOverdue(): Promise<number> {
+    return this.failEach(this.w.overdue, "TTL Expired");
+  }
+
+  /** Fails every active errand whose worker has gone quiet past its heartbeat. */
+  expireSilent(): Promise<number> {
+    return this.failEach(this.w.silent, "Heartbeat timeout");
+  }
+
+  /** Queues every scheduled errand that has come due (event `updated`); returns how many. */
+  async promoteDue(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const promoted = await this.store.write((tx) => {
+        const ids = this.w.due.all(this.clock.now(), SWEEP_BATCH);
+        for (const { id } of ids) {
+          const row = this.load(id);
+          row.status = "inactive";
+          this.save(row);
+          this.emit(tx, "updated", row);
+          this.changed(tx, row);
+        }
+        return ids.length;
+      });
+      total += promoted;
+      if (promoted < SWEEP_BATCH) return total;
+    }
+  }
+
+  private async failEach(
+    query: ErrandWrites["overdue"],
+    reason: "TTL Expired" | "Heartbeat timeout",
+  ): Promise<number> {
     let total = 0;
     for (;;) {
       const expired = await this.store.write((tx) => {
-        const ids = this.w.overdue.all(this.clock.now(), SWEEP_BATCH);
+        const ids = query.all(this.clock.now(), SWEEP_BATCH);
         const errands: Errand[] = [];
         for (const { id } of ids) {
           const row = this.w.get.get(id);
-          if (row) errands.push(this.failIn(tx, row, "TTL Expired"));
+          if (row) errands.push(this.failIn(tx, row, reason));
         }
         return errands;
       });
-      for (const errand of expired) this.onExpired(errand);
+      for (const errand of expired) this.onExpired(errand, reason);
       total += expired.length;
       if (expired.length < SWEEP_BATCH) return total;
     }
@@ -300,16 +373,18 @@ export class ErrandService {
     const id = Bun.randomUUIDv7();
     const options = normalizeOptions(spec.options ?? {});
     const data = spec.data === undefined ? null : JSON.stringify(spec.data);
+    const now = this.clock.now();
+    const runAt = startTime(options, now);
     this.w.insert.run(
       id,
       spec.name,
       spec.type,
-      "inactive",
+      runAt > now ? "scheduled" : "inactive",
       options.priority ?? 0,
       JSON.stringify(options),
       data,
-      this.clock.now(),
-      null,
+      now,
+      runAt > now ? runAt : null,
     );
     return this.emit(tx, "created", this.load(id));
   }
@@ -330,7 +405,10 @@ export class ErrandService {
     row.failed = now;
     row.progress = 0;
     row.ttl_deadline = null;
-    row.status = retries > 0 && row.attempts <= retries ? "inactive" : "failed";
+    const requeue = retries > 0 && row.attempts <= retries;
+    const wait = requeue ? backoffMs(parseOptions(row), row.attempts) : 0;
+    row.status = !requeue ? "failed" : wait > 0 ? "scheduled" : "inactive";
+    row.run_at = wait > 0 ? now + wait : null;
     row.finished = row.status === "failed" ? now : null;
     this.save(row);
     const errand = this.emit(tx, "failed", row);
@@ -381,7 +459,13 @@ export class ErrandService {
     return row;
   }
 
+  /** Writes the row back; deadlines only live while active, run_at only while scheduled. */
   private save(row: ErrandRow): void {
+    if (row.status !== "active") {
+      row.ttl_deadline = null;
+      row.heartbeat_deadline = null;
+    }
+    if (row.status !== "scheduled") row.run_at = null;
     this.w.save.run(
       row.status,
       row.progress,
@@ -391,8 +475,16 @@ export class ErrandService {
       row.completed,
       row.finished,
       row.ttl_deadline,
+      row.run_at,
+      row.heartbeat_deadline,
       row.id,
     );
+  }
+
+  /** A sign of life from the worker: its heartbeat deadline moves on. */
+  private heardFrom(row: ErrandRow): void {
+    const seconds = parseOptions(row).heartbeat ?? 0;
+    if (seconds > 0) row.heartbeat_deadline = this.clock.now() + seconds * 1000;
   }
 
   private appendLog(id: string, severity: Log["severity"], message: string): void {
@@ -410,6 +502,35 @@ export class ErrandService {
 
 function notFound(id: string): NotFound {
   return new NotFound("Errand not found", `no errand has id ${JSON.stringify(id)}`);
+}
+
+/** With `attempt`, the call is only for that attempt of an active errand (a lease). */
+function requireAttempt(row: ErrandRow, attempt: number | undefined): void {
+  if (attempt === undefined) return;
+  if (row.status !== "active" || row.attempts !== attempt) {
+    throw new Conflict(
+      "Attempt superseded",
+      `errand ${row.id} is ${row.status} at attempt ${row.attempts}, not active at attempt ${attempt}`,
+    );
+  }
+}
+
+/** When an errand may first run: options.runAt, or creation + options.delay, or now. */
+function startTime(options: Errand["options"], now: number): number {
+  if (options.runAt !== undefined && options.delay !== undefined) {
+    throw new BadInput("Invalid request", "body.options: give runAt or delay, not both");
+  }
+  return options.runAt ?? now + (options.delay ?? 0);
+}
+
+const MAX_BACKOFF_MS = 3_600_000;
+
+/** How long a re-queued errand waits after failed attempt `attempts`; 0 without a backoff. */
+export function backoffMs(options: Errand["options"], attempts: number): number {
+  const backoff = options.backoff;
+  if (!backoff) return 0;
+  if (backoff.type === "fixed") return backoff.delay;
+  return Math.min(backoff.delay * 2 ** Math.max(0, attempts - 1), MAX_BACKOFF_MS);
 }
 
 function requireActive(row: ErrandRow, action: string): void {

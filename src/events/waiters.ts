@@ -30,9 +30,11 @@ export class Waiters {
     private readonly claimer: Claimer,
     bus: EventBus,
   ) {
+    // Any change of a type's errands may let a waiter in: one queued, or a slot freed under
+    // the type's concurrency limit. Serving costs nothing when nobody waits for the type.
     bus.subscribe((event: ErrandEvent) => {
-      const errand = event.errand as Errand;
-      if (errand.status === "inactive" && event.event !== "deleted") this.serve(errand.type);
+      const type = (event.errand as Errand).type;
+      if (this.byType.has(type)) this.serve(type);
     });
   }
 

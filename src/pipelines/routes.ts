@@ -35,12 +35,13 @@ export function pipelineRoutes(pipelines: PipelineService) {
   return new Elysia({ tags: ["pipelines"] })
     .post(
       "/v1/pipeline",
-      async ({ body, query }) => {
+      async ({ body, query, headers }) => {
         if (parseDryRun(query.dryRun)) {
           pipelines.validate(body);
           return { message: "pipeline validated successfully" as const };
         }
-        return { status: "OK" as const, results: await pipelines.create(body) };
+        const key = headers["idempotency-key"];
+        return { status: "OK" as const, results: await pipelines.create(body, key) };
       },
       {
         body: PipelineSpec,

@@ -2,6 +2,7 @@
 // complete, keeping the pipeline's status, and deleting it with its errands. Knows nothing of HTTP.
 
 import type { Clock } from "../clock.ts";
+import type { IdempotencyKeys } from "../errands/idempotency.ts";
 import type { Errand, Log } from "../errands/model.ts";
 import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
 import type { EventBus } from "../events/bus.ts";
@@ -16,6 +17,8 @@ export interface PipelineServiceDeps {
   clock: Clock;
   bus: EventBus;
   maxLogs: number;
+  /** Idempotency-Key on pipeline creates. */
+  keys?: IdempotencyKeys;
 }
 
 export class PipelineService implements PipelineHooks {
@@ -23,6 +26,7 @@ export class PipelineService implements PipelineHooks {
   private readonly clock: Clock;
   private readonly bus: EventBus;
   private readonly maxLogs: number;
+  private readonly keys: IdempotencyKeys | undefined;
   private readonly w: PipelineWrites;
   private readonly r: PipelineReads;
   private readonly errandsW: ErrandWrites;
@@ -33,6 +37,7 @@ export class PipelineService implements PipelineHooks {
     this.clock = deps.clock;
     this.bus = deps.bus;
     this.maxLogs = deps.maxLogs;
+    this.keys = deps.keys;
     this.w = new PipelineWrites(deps.store.writer);
     this.r = new PipelineReads(deps.store.reader);
     this.errandsW = new ErrandWrites(deps.store.writer);
@@ -49,38 +54,44 @@ export class PipelineService implements PipelineHooks {
    * queued (`inactive`, event `created`); the others wait `blocked`, with no event until they
    * are unblocked (v1).
    */
-  create(spec: PipelineSpec): Promise<Pipeline> {
+  create(spec: PipelineSpec, key?: string): Promise<Pipeline> {
     const graph = validatePipeline(spec);
+    return this.store.write((tx) =>
+      this.keys
+        ? this.keys.run(key, "POST /v1/pipeline", spec, () => this.insert(tx, spec, graph))
+        : this.insert(tx, spec, graph),
+    );
+  }
+
+  private insert(tx: Tx, spec: PipelineSpec, graph: ReturnType<typeof validatePipeline>): Pipeline {
     const errands = spec.errands ?? [];
-    return this.store.write((tx) => {
-      const id = Bun.randomUUIDv7();
-      const now = this.clock.now();
-      this.w.insert.run(id, spec.name ?? "", spec.deleteOnCompleted ? 1 : 0, "inactive", now);
-      const ids = errands.map((errand, i) => {
-        const errandId = Bun.randomUUIDv7();
-        const options = normalizeOptions(errand.options ?? {});
-        this.w.insertErrand.run(
-          errandId,
-          errand.name ?? "",
-          errand.type ?? "",
-          graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
-          options.priority ?? 0,
-          JSON.stringify(options),
-          errand.data === undefined ? null : JSON.stringify(errand.data),
-          now,
-          id,
-        );
-        return errandId;
-      });
-      graph.edges.forEach(([target, dependsOn], position) => {
-        this.w.insertDependency.run(id, position, ids[target] ?? "", ids[dependsOn] ?? "");
-      });
-      const created = this.detail(this.w.get.get(id) as PipelineRow, this.w, this.errandsW);
-      for (const errand of created.errands ?? []) {
-        if (errand.status === "inactive") this.bus.record(tx, "created", errand);
-      }
-      return created;
+    const id = Bun.randomUUIDv7();
+    const now = this.clock.now();
+    this.w.insert.run(id, spec.name ?? "", spec.deleteOnCompleted ? 1 : 0, "inactive", now);
+    const ids = errands.map((errand, i) => {
+      const errandId = Bun.randomUUIDv7();
+      const options = normalizeOptions(errand.options ?? {});
+      this.w.insertErrand.run(
+        errandId,
+        errand.name ?? "",
+        errand.type ?? "",
+        graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
+        options.priority ?? 0,
+        JSON.stringify(options),
+        errand.data === undefined ? null : JSON.stringify(errand.data),
+        now,
+        id,
+      );
+      return errandId;
     });
+    graph.edges.forEach(([target, dependsOn], position) => {
+      this.w.insertDependency.run(id, position, ids[target] ?? "", ids[dependsOn] ?? "");
+    });
+    const created = this.detail(this.w.get.get(id) as PipelineRow, this.w, this.errandsW);
+    for (const errand of created.errands ?? []) {
+      if (errand.status === "inactive") this.bus.record(tx, "created", errand);
+    }
+    return created;
   }
 
   /** The pipeline with its errands and dependencies, or null when unknown. */

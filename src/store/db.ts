@@ -13,9 +13,10 @@ import { StorageUnavailable } from "../errors.ts";
 import m0001 from "./migrations/0001_errands.sql" with { type: "text" };
 import m0002 from "./migrations/0002_pipelines.sql" with { type: "text" };
 import m0003 from "./migrations/0003_queue_depth.sql" with { type: "text" };
+import m0004 from "./migrations/0004_worker_safety.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004];
 
 export interface Tx {
   /** Runs fn after the commit that holds this write, never if it is rolled back. */

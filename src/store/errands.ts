@@ -20,6 +20,10 @@ export interface ErrandRow {
   finished: number | null;
   ttl_deadline: number | null;
   pipeline: string | null;
+  /** When a scheduled errand comes due. */
+  run_at: number | null;
+  /** While active with options.heartbeat: when its worker must next be heard from. */
+  heartbeat_deadline: number | null;
 }
 
 export interface LogRow {
@@ -30,7 +34,7 @@ export interface LogRow {
 
 export const COLUMNS =
   "id, name, type, status, priority, options, data, results, created, progress, attempts, " +
-  "started, failed, completed, finished, ttl_deadline, pipeline";
+  "started, failed, completed, finished, ttl_deadline, pipeline, run_at, heartbeat_deadline";
 
 /** The statements every connection needs: reading errands. */
 export class ErrandReads {
@@ -78,6 +82,8 @@ export class ErrandWrites extends ErrandReads {
   readonly idsByType;
   readonly finishedBefore;
   readonly overdue;
+  readonly silent;
+  readonly due;
 
   constructor(db: Database) {
     super(db);
@@ -85,18 +91,28 @@ export class ErrandWrites extends ErrandReads {
       unknown,
       [string, string, string, string, number, string, string | null, number, number | null]
     >(
-      `INSERT INTO errands (id, name, type, status, priority, options, data, created, ttl_deadline)
+      `INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // One atomic statement on the errands_claim index: no two claims can take the same row.
+    // The type's controls are checked in the same statement: no race can pass a paused type
+    // or exceed its concurrency (type_counts is kept by triggers, so the count is one seek).
     this.claim = db.prepare<ErrandRow, [number, string]>(
       `UPDATE errands
          SET status = 'active', started = ?1, attempts = attempts + 1, progress = 0,
              finished = NULL,
              ttl_deadline = CASE WHEN json_extract(options, '$.ttl') > 0
-                                 THEN ?1 + json_extract(options, '$.ttl') * 60000 END
+                                 THEN ?1 + json_extract(options, '$.ttl') * 60000 END,
+             heartbeat_deadline = CASE WHEN json_extract(options, '$.heartbeat') > 0
+                                 THEN ?1 + json_extract(options, '$.heartbeat') * 1000 END
        WHERE id = (SELECT id FROM errands
                     WHERE type = ?2 AND status = 'inactive'
+                      AND NOT EXISTS (
+                        SELECT 1 FROM types
+                         WHERE types.type = ?2
+                           AND (paused = 1 OR concurrency <= coalesce(
+                                 (SELECT count FROM type_counts
+                                   WHERE type_counts.type = ?2 AND status = 'active'), 0)))
                     ORDER BY priority DESC, created, id LIMIT 1)
        RETURNING ${COLUMNS}`,
     );
@@ -111,11 +127,14 @@ export class ErrandWrites extends ErrandReads {
         number | null,
         number | null,
         number | null,
+        number | null,
+        number | null,
         string,
       ]
     >(
       `UPDATE errands SET status = ?, progress = ?, results = ?, started = ?, failed = ?,
-         completed = ?, finished = ?, ttl_deadline = ? WHERE id = ?`,
+         completed = ?, finished = ?, ttl_deadline = ?, run_at = ?, heartbeat_deadline = ?
+       WHERE id = ?`,
     );
     this.uncountAttempt = db.prepare<unknown, [string]>(
       "UPDATE errands SET attempts = attempts - 1 WHERE id = ?",
@@ -142,6 +161,12 @@ export class ErrandWrites extends ErrandReads {
     );
     this.overdue = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE ttl_deadline <= ? ORDER BY ttl_deadline LIMIT ?",
+    );
+    this.silent = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM errands WHERE heartbeat_deadline <= ? ORDER BY heartbeat_deadline LIMIT ?",
+    );
+    this.due = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM errands WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?",
     );
   }
 

@@ -1,0 +1,70 @@
+// SQL for per-type controls and counts, and for idempotency keys.
+
+import type { Database } from "bun:sqlite";
+
+export interface TypeRow {
+  type: string;
+  paused: number;
+  concurrency: number | null;
+}
+
+export interface CountRow {
+  type: string;
+  status: string;
+  count: number;
+}
+
+export class TypeReads {
+  readonly controls;
+  readonly counts;
+  readonly oldestWaiting;
+
+  constructor(db: Database) {
+    this.controls = db.prepare<TypeRow, []>("SELECT type, paused, concurrency FROM types");
+    // Kept by triggers on errands: as many rows as types × statuses, whatever the store holds.
+    this.counts = db.prepare<CountRow, []>(
+      "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
+    );
+    this.oldestWaiting = db.prepare<{ created: number | null }, [string]>(
+      "SELECT min(created) AS created FROM errands WHERE type = ? AND status = 'inactive'",
+    );
+  }
+}
+
+export class TypeWrites {
+  readonly one;
+  readonly upsert;
+
+  constructor(db: Database) {
+    this.one = db.prepare<TypeRow, [string]>(
+      "SELECT type, paused, concurrency FROM types WHERE type = ?",
+    );
+    this.upsert = db.prepare<TypeRow, [string, number, number | null]>(
+      `INSERT INTO types (type, paused, concurrency) VALUES (?1, ?2, ?3)
+         ON CONFLICT (type) DO UPDATE SET paused = ?2, concurrency = ?3
+       RETURNING type, paused, concurrency`,
+    );
+  }
+}
+
+export interface KeyRow {
+  request: string;
+  response: string;
+}
+
+export class IdempotencySql {
+  readonly get;
+  readonly insert;
+  readonly prune;
+
+  constructor(db: Database) {
+    this.get = db.prepare<KeyRow, [string, number]>(
+      "SELECT request, response FROM idempotency_keys WHERE key = ? AND created >= ?",
+    );
+    this.insert = db.prepare<unknown, [string, string, string, number]>(
+      `INSERT INTO idempotency_keys (key, request, response, created) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET request = ?2, response = ?3, created = ?4`,
+    );
+    this.prune = db.prepare<unknown, [number]>("DELETE FROM idempotency_keys WHERE created < ?");
+  }
+}

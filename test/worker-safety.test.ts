@@ -1,0 +1,434 @@
+// Worker safety and scheduling (SPEC §7): attempt checks, heartbeats, scheduled errands,
+// backoff, idempotent creates, and per-type controls.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { eventually } from "./sse.ts";
+
+const apps: TestApp[] = [];
+function app(): TestApp {
+  const a = makeApp();
+  apps.push(a);
+  return a;
+}
+
+afterEach(() => {
+  for (const a of apps.splice(0)) {
+    a.release();
+    a.close();
+  }
+  removeTempDirs();
+});
+
+async function create(a: TestApp, options: Record<string, unknown> = {}, type = "work") {
+  const answer = await a.call("POST", "/v1/errands/", { name: "job", type, options });
+  expect(answer.status).toBe(200);
+  return answer.body.results;
+}
+
+async function claim(a: TestApp, type = "work") {
+  return a.call("POST", `/v1/errands/process/${type}`);
+}
+
+const get = async (a: TestApp, id: string) =>
+  (await a.call("GET", `/v1/errand/${id}`)).body.results;
+
+describe("attempt check", () => {
+  test("a call for the current attempt goes through", async () => {
+    const a = app();
+    const e = await create(a);
+    const claimed = (await claim(a)).body.results;
+    expect(claimed.attempts).toBe(1);
+    const path = `/v1/errand/${e.id}`;
+    expect((await a.call("PUT", path, { progress: 10, attempt: 1 })).status).toBe(200);
+    const log = { severity: "INFO", message: "m", attempt: 1 };
+    expect((await a.call("POST", `${path}/log`, log)).status).toBe(200);
+    expect((await a.call("PUT", `${path}/completed`, { attempt: 1 })).status).toBe(200);
+  });
+
+  test("a late worker's calls for an attempt that expired and was claimed again are refused and change nothing", async () => {
+    const a = app();
+    const e = await create(a, { ttl: 1, retries: 1 });
+    await claim(a);
+    a.clock.advance(61_000);
+    await a.sweep(); // TTL: re-queued
+    const second = (await claim(a)).body.results;
+    expect(second.attempts).toBe(2);
+    const before = await get(a, e.id);
+    const path = `/v1/errand/${e.id}`;
+    const calls = [
+      await a.call("PUT", path, { progress: 50, attempt: 1 }),
+      await a.call("POST", `${path}/log`, { severity: "INFO", message: "late", attempt: 1 }),
+      await a.call("PUT", `${path}/failed`, { reason: "late", attempt: 1 }),
+      await a.call("PUT", `${path}/completed`, { results: { late: true }, attempt: 1 }),
+      await a.call("POST", `${path}/heartbeat`, { attempt: 1 }),
+    ];
+    expect(calls.map((c) => c.status)).toEqual([409, 409, 409, 409, 409]);
+    expect(calls[0]?.body.message).toBe("Attempt superseded");
+    expect(await get(a, e.id)).toEqual(before);
+    // The worker that holds attempt 2 finishes it.
+    const done = await a.call("PUT", `${path}/completed`, { attempt: 2 });
+    expect(done.body.results.status).toBe("completed");
+  });
+
+  test("an attempt on an errand that was retried, or is no longer active, is refused", async () => {
+    const a = app();
+    const e = await create(a);
+    await claim(a);
+    await a.call("PUT", `/v1/errand/${e.id}/completed`);
+    await a.call("POST", `/v1/errand/${e.id}/retry`);
+    const late = await a.call("PUT", `/v1/errand/${e.id}/completed`, { attempt: 1 });
+    expect(late.status).toBe(409);
+    expect((await get(a, e.id)).status).toBe("inactive");
+  });
+
+  test("without attempt, v1 behaviour: an operator may complete a failed errand", async () => {
+    const a = app();
+    const e = await create(a);
+    await claim(a);
+    await a.call("PUT", `/v1/errand/${e.id}/failed`, { reason: "x" });
+    const done = await a.call("PUT", `/v1/errand/${e.id}/completed`);
+    expect(done.body.results.status).toBe("completed");
+  });
+});
+
+describe("heartbeat", () => {
+  test("an errand not heard from for its heartbeat is failed with Heartbeat timeout", async () => {
+    const a = app();
+    const e = await create(a, { heartbeat: 10 });
+    await claim(a);
+    a.clock.advance(9_000);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("active");
+    a.clock.advance(2_000);
+    await a.sweep();
+    const failed = await get(a, e.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.logs.at(-1)).toMatchObject({ severity: "ERROR", message: "Heartbeat timeout" });
+  });
+
+  test("heartbeats, progress and logs each keep the errand alive", async () => {
+    const a = app();
+    const e = await create(a, { heartbeat: 10 });
+    await claim(a);
+    const path = `/v1/errand/${e.id}`;
+    const signs = [
+      () => a.call("POST", `${path}/heartbeat`),
+      () => a.call("PUT", path, { progress: 20 }),
+      () => a.call("POST", `${path}/log`, { severity: "INFO", message: "alive" }),
+    ];
+    for (const sign of signs) {
+      a.clock.advance(8_000);
+      expect((await sign()).status).toBe(200);
+      await a.sweep();
+    }
+    expect((await get(a, e.id)).status).toBe("active");
+    a.clock.advance(10_001);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("failed");
+  });
+
+  test("a heartbeat timeout re-queues under the retry rule and emits failed", async () => {
+    const a = app();
+    const seen: string[] = [];
+    a.bus.subscribe((event) => seen.push(event.event));
+    const e = await create(a, { heartbeat: 5, retries: 1 });
+    await claim(a);
+    a.clock.advance(6_000);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("inactive");
+    expect(seen).toContain("failed");
+  });
+
+  test("a heartbeat below 5 seconds is a 400; a heartbeat to an inactive errand is a 409", async () => {
+    const a = app();
+    const refused = await a.call("POST", "/v1/errands", {
+      name: "n",
+      type: "t",
+      options: { heartbeat: 4 },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toContain("heartbeat");
+    const e = await create(a, { heartbeat: 5 });
+    expect((await a.call("POST", `/v1/errand/${e.id}/heartbeat`)).status).toBe(409);
+    expect((await a.call("POST", "/v1/errand/nope/heartbeat")).status).toBe(404);
+  });
+
+  test("an errand without options.heartbeat never times out for silence", async () => {
+    const a = app();
+    const e = await create(a);
+    await claim(a);
+    a.clock.advance(86_400_000);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("active");
+  });
+});
+
+describe("scheduled errands", () => {
+  test("options.delay makes the errand scheduled; claims never see it before it is due", async () => {
+    const a = app();
+    const e = await create(a, { delay: 60_000 });
+    expect(e.status).toBe("scheduled");
+    expect((await claim(a)).status).toBe(404);
+    a.clock.advance(59_000);
+    await a.sweep();
+    expect((await claim(a)).status).toBe(404);
+    a.clock.advance(1_000);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("inactive");
+    expect((await claim(a)).body.results.id).toBe(e.id);
+  });
+
+  test("options.runAt schedules at that time and emits updated when it comes due", async () => {
+    const a = app();
+    const events: Array<{ event: string; status: string }> = [];
+    a.bus.subscribe((x) =>
+      events.push({ event: x.event, status: (x.errand as { status: string }).status }),
+    );
+    await create(a, { runAt: a.clock.now() + 5_000 });
+    a.clock.advance(5_000);
+    await a.sweep();
+    expect(events).toEqual([
+      { event: "created", status: "scheduled" },
+      { event: "updated", status: "inactive" },
+    ]);
+  });
+
+  test("a runAt in the past queues the errand at once", async () => {
+    const a = app();
+    const e = await create(a, { runAt: a.clock.now() - 1 });
+    expect(e.status).toBe("inactive");
+  });
+
+  test("runAt and delay together are a 400", async () => {
+    const a = app();
+    const answer = await a.call("POST", "/v1/errands", {
+      name: "n",
+      type: "t",
+      options: { runAt: 1, delay: 1 },
+    });
+    expect(answer.status).toBe(400);
+  });
+
+  test("a schedule coming due wakes a long-poll waiter", async () => {
+    const a = app();
+    const e = await create(a, { delay: 1_000 }, "later");
+    const waiting = a.app
+      .handle(new Request("http://localhost/v1/errands/process/later?wait=30", { method: "POST" }))
+      .then(async (r) => (await r.json()) as { results: { id: string } });
+    await eventually(() => a.waiters.count === 1);
+    a.clock.advance(1_000);
+    await a.sweep();
+    expect((await waiting).results.id).toBe(e.id);
+  });
+
+  test("scheduled survives a restart and is still promoted", async () => {
+    const a = app();
+    const e = await create(a, { delay: 1_000 });
+    a.close();
+    const b = makeApp({ dir: a.dir, clock: a.clock });
+    apps.push(b);
+    a.clock.advance(1_000);
+    await b.sweep();
+    expect((await get(b, e.id)).status).toBe("inactive");
+  });
+});
+
+describe("backoff", () => {
+  test("fixed: a failure that re-queues waits delay as a scheduled errand", async () => {
+    const a = app();
+    const e = await create(a, { retries: 3, backoff: { type: "fixed", delay: 5_000 } });
+    await claim(a);
+    const failed = (await a.call("PUT", `/v1/errand/${e.id}/failed`, { reason: "x" })).body.results;
+    expect(failed.status).toBe("scheduled");
+    a.clock.advance(4_999);
+    await a.sweep();
+    expect((await claim(a)).status).toBe(404);
+    a.clock.advance(1);
+    await a.sweep();
+    expect((await claim(a)).body.results.attempts).toBe(2);
+  });
+
+  test("exponential: delay·2^(attempts-1), capped at one hour", async () => {
+    const a = app();
+    const e = await create(a, { retries: 20, backoff: { type: "exponential", delay: 1_000_000 } });
+    const waits: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await claim(a);
+      await a.call("PUT", `/v1/errand/${e.id}/failed`, { reason: "x" });
+      const row = a.store.reader.query("SELECT run_at FROM errands WHERE id = ?").get(e.id) as {
+        run_at: number;
+      };
+      waits.push(row.run_at - a.clock.now());
+      a.clock.advance(row.run_at - a.clock.now());
+      await a.sweep();
+    }
+    expect(waits).toEqual([1_000_000, 2_000_000, 3_600_000]);
+  });
+
+  test("without backoff a re-queued errand is inactive at once (v1)", async () => {
+    const a = app();
+    const e = await create(a, { retries: 1 });
+    await claim(a);
+    const failed = (await a.call("PUT", `/v1/errand/${e.id}/failed`, { reason: "x" })).body.results;
+    expect(failed.status).toBe("inactive");
+  });
+
+  test("a scheduled errand cannot be retried (it is already queued)", async () => {
+    const a = app();
+    const e = await create(a, { delay: 10_000 });
+    expect((await a.call("POST", `/v1/errand/${e.id}/retry`)).status).toBe(409);
+  });
+});
+
+describe("idempotent create", () => {
+  test("20 retried creates with one key make one errand", async () => {
+    const a = app();
+    const body = { name: "once", type: "t" };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        a.call("POST", "/v1/errands/", body, { "idempotency-key": "order-42" }),
+      ),
+    );
+    expect(answers.every((x) => x.status === 200)).toBe(true);
+    expect(new Set(answers.map((x) => x.body.results.id)).size).toBe(1);
+    expect((await a.call("GET", "/v1/errands")).body.results.length).toBe(1);
+  });
+
+  test("the same key with another body is a 409 and creates nothing", async () => {
+    const a = app();
+    const key = { "idempotency-key": "k" };
+    await a.call("POST", "/v1/errands/", { name: "a", type: "t" }, key);
+    const other = await a.call("POST", "/v1/errands/", { name: "b", type: "t" }, key);
+    expect(other.status).toBe(409);
+    expect((await a.call("GET", "/v1/errands")).body.results.length).toBe(1);
+  });
+
+  test("a key is forgotten after 24 hours", async () => {
+    const a = app();
+    const key = { "idempotency-key": "daily" };
+    const first = await a.call("POST", "/v1/errands/", { name: "a", type: "t" }, key);
+    a.clock.advance(24 * 3_600_000 + 1);
+    await a.sweep();
+    const second = await a.call("POST", "/v1/errands/", { name: "a", type: "t" }, key);
+    expect(second.body.results.id).not.toBe(first.body.results.id);
+    const keys = a.store.reader.query("SELECT count(*) AS n FROM idempotency_keys").get();
+    expect(keys).toEqual({ n: 1 });
+  });
+
+  test("batch and pipeline creates honour the key too", async () => {
+    const a = app();
+    const key = { "idempotency-key": "batch-1" };
+    const batch = {
+      errands: [
+        { name: "a", type: "t" },
+        { name: "b", type: "t" },
+      ],
+    };
+    const one = await a.call("POST", "/v1/errands/batch", batch, key);
+    const two = await a.call("POST", "/v1/errands/batch", batch, key);
+    expect(two.body.results).toEqual(one.body.results);
+    const pipeline = { name: "p", errands: [{ name: "x", type: "u" }] };
+    const pkey = { "idempotency-key": "pipe-1" };
+    const p1 = await a.call("POST", "/v1/pipeline/", pipeline, pkey);
+    const p2 = await a.call("POST", "/v1/pipeline/", pipeline, pkey);
+    expect(p2.body.results.id).toBe(p1.body.results.id);
+    expect((await a.call("GET", "/v1/errands")).body.results.length).toBe(3);
+  });
+});
+
+describe("per-type controls", () => {
+  test("GET /v1/types counts by status, the oldest wait, and the controls", async () => {
+    const a = app();
+    await create(a, {}, "x");
+    a.clock.advance(3_000);
+    await create(a, {}, "x");
+    await claim(a, "x");
+    await a.call("PUT", "/v1/types/y", { paused: true, concurrency: 2 });
+    const types = (await a.call("GET", "/v1/types")).body.results;
+    expect(types).toEqual([
+      {
+        type: "x",
+        counts: { active: 1, inactive: 1 },
+        oldestWaitingMs: 0,
+        paused: false,
+        concurrency: null,
+      },
+      { type: "y", counts: {}, oldestWaitingMs: null, paused: true, concurrency: 2 },
+    ]);
+  });
+
+  test("a paused type answers claims with No jobs until it is resumed", async () => {
+    const a = app();
+    await create(a);
+    await a.call("PUT", "/v1/types/work", { paused: true });
+    const refused = await claim(a);
+    expect(refused.status).toBe(404);
+    expect(refused.body.message).toBe("No jobs");
+    await a.call("PUT", "/v1/types/work", { paused: false });
+    expect((await claim(a)).status).toBe(200);
+  });
+
+  test("a long-poll on a paused type keeps waiting and is served when resumed", async () => {
+    const a = app();
+    const e = await create(a);
+    await a.call("PUT", "/v1/types/work", { paused: true });
+    const waiting = a.app
+      .handle(new Request("http://localhost/v1/errands/process/work?wait=30", { method: "POST" }))
+      .then(async (r) => (await r.json()) as { results: { id: string } });
+    await eventually(() => a.waiters.count === 1);
+    await a.call("PUT", "/v1/types/work", { paused: false });
+    expect((await waiting).results.id).toBe(e.id);
+  });
+
+  test("50 concurrent claims with concurrency 3 never see more than 3 active", async () => {
+    const a = app();
+    const errands = Array.from({ length: 50 }, (_, i) => ({ name: `e${i}`, type: "work" }));
+    await a.call("POST", "/v1/errands/batch", { errands });
+    await a.call("PUT", "/v1/types/work", { concurrency: 3 });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => claim(a)));
+    expect(answers.filter((x) => x.status === 200).length).toBe(3);
+    const active = a.store.reader
+      .query("SELECT count(*) AS n FROM errands WHERE status = 'active'")
+      .get();
+    expect(active).toEqual({ n: 3 });
+    // A finished errand frees a slot.
+    const first = answers.find((x) => x.status === 200)?.body.results.id;
+    await a.call("PUT", `/v1/errand/${first}/completed`);
+    expect((await claim(a)).status).toBe(200);
+    expect((await claim(a)).status).toBe(404);
+  });
+
+  test("a freed slot wakes a long-poll waiter", async () => {
+    const a = app();
+    await a.call("POST", "/v1/errands/batch", {
+      errands: [
+        { name: "a", type: "work" },
+        { name: "b", type: "work" },
+      ],
+    });
+    await a.call("PUT", "/v1/types/work", { concurrency: 1 });
+    const first = (await claim(a)).body.results;
+    const waiting = a.app
+      .handle(new Request("http://localhost/v1/errands/process/work?wait=30", { method: "POST" }))
+      .then(async (r) => (await r.json()) as { results: { name: string } });
+    await eventually(() => a.waiters.count === 1);
+    await a.call("PUT", `/v1/errand/${first.id}/completed`);
+    expect((await waiting).results.name).toBe("b");
+  });
+
+  test("controls survive a restart; a field left out keeps its value; bad values are 400", async () => {
+    const a = app();
+    await a.call("PUT", "/v1/types/work", { paused: true, concurrency: 4 });
+    await a.call("PUT", "/v1/types/work", { paused: false });
+    a.close();
+    const b = makeApp({ dir: a.dir });
+    apps.push(b);
+    const types = (await b.call("GET", "/v1/types")).body.results;
+    expect(types[0]).toMatchObject({ type: "work", paused: false, concurrency: 4 });
+    expect((await b.call("PUT", "/v1/types/work", { concurrency: 0 })).status).toBe(400);
+    expect((await b.call("PUT", "/v1/types/work", { paused: "yes" })).status).toBe(400);
+    const cleared = await b.call("PUT", "/v1/types/work", { concurrency: null });
+    expect(cleared.body.results.concurrency).toBeNull();
+  });
+});
