@@ -432,3 +432,32 @@ describe("per-type controls", () => {
     expect(cleared.body.results.concurrency).toBeNull();
   });
 });
+
+describe("per-type counts", () => {
+  test("the trigger-kept counts match the errands after every kind of change", async () => {
+    const a = app();
+    const counted = () =>
+      a.store.reader
+        .query("SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status")
+        .all();
+    const actual = () =>
+      a.store.reader
+        .query(
+          "SELECT type, status, count(*) AS count FROM errands GROUP BY type, status ORDER BY type, status",
+        )
+        .all();
+    const errands = Array.from({ length: 12 }, (_, i) => ({ name: `e${i}`, type: `t${i % 3}` }));
+    await a.call("POST", "/v1/errands/batch", { errands });
+    const one = (await claim(a, "t0")).body.results;
+    const two = (await claim(a, "t1")).body.results;
+    await a.call("PUT", `/v1/errand/${one.id}/completed`);
+    await a.call("PUT", `/v1/errand/${two.id}/failed`, { reason: "x" });
+    await a.call("DELETE", `/v1/errand/${one.id}`);
+    await a.call("POST", "/v1/errands/update/type/t2", { status: "completed" });
+    await a.call("POST", "/v1/errands/clear/0s");
+    await a.call("POST", "/v1/pipeline/", { name: "p", errands: [{ name: "x", type: "t0" }] });
+    await a.call("POST", "/v1/errands/update/status/inactive", { delete: true });
+    expect(counted()).toEqual(actual());
+    expect(actual().length).toBeGreaterThan(0);
+  });
+});

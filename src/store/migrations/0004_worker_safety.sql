@@ -52,3 +52,7 @@ BEGIN
   INSERT INTO type_counts (type, status, count) VALUES (new.type, new.status, 1)
     ON CONFLICT (type, status) DO UPDATE SET count = count + 1;
 END;
+
+-- Queue depth now reads type_counts: the (status, type) index of 0003 is no longer needed,
+-- and dropping it spares every status change an index update.
+DROP INDEX IF EXISTS errands_depth;
