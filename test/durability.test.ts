@@ -1,23 +1,10 @@
 // Group commit, batch create, complete-and-claim-next, and what a 2xx promises.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { StorageUnavailable } from "../src/errors.ts";
-import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { appsPerTest, type TestApp } from "./harness.ts";
 
-const apps: TestApp[] = [];
-function app(options: Parameters<typeof makeApp>[0] = {}): TestApp {
-  const a = makeApp(options);
-  apps.push(a);
-  return a;
-}
-
-afterEach(() => {
-  for (const a of apps.splice(0)) {
-    a.release();
-    a.close();
-  }
-  removeTempDirs();
-});
+const app = appsPerTest();
 
 const count = (a: TestApp) =>
   (a.store.reader.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;

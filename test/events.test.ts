@@ -1,27 +1,13 @@
 // Server-Sent Events: v1's frames, filters, every event from its route, resume by id,
 // retention, slow clients, and a real EventSource client.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import net from "node:net";
 import { EventSource } from "eventsource";
-import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually, SseReader } from "./sse.ts";
 
-const apps: TestApp[] = [];
-function app(options: Parameters<typeof makeApp>[0] = {}): TestApp {
-  const a = makeApp(options);
-  apps.push(a);
-  return a;
-}
-
-afterEach(async () => {
-  for (const a of apps.splice(0)) {
-    a.release();
-    if (a.app.server) await a.app.stop(true);
-    a.close();
-  }
-  removeTempDirs();
-});
+const app = appsPerTest();
 
 async function watch(a: TestApp, query = "", headers: Record<string, string> = {}) {
   const res = await a.app.handle(

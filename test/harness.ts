@@ -1,6 +1,7 @@
 // Builds apps on real SQLite files in temp dirs, with a clock the test moves, and calls them
 // over app.handle exactly as a client would.
 
+import { afterEach } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,4 +83,25 @@ export function makeApp(
     return { status: res.status, body: parsed, headers: res.headers };
   };
   return { ...built, store, clock, config, dir, call, close: () => store.close() };
+}
+
+/**
+ * For a test file: an `app()` that builds apps which are released, stopped and closed, and
+ * their temp dirs removed, after each test.
+ */
+export function appsPerTest(): (options?: Parameters<typeof makeApp>[0]) => TestApp {
+  const apps: TestApp[] = [];
+  afterEach(async () => {
+    for (const a of apps.splice(0)) {
+      a.release();
+      if (a.app.server) await a.app.stop(true);
+      a.close();
+    }
+    removeTempDirs();
+  });
+  return (options = {}) => {
+    const a = makeApp(options);
+    apps.push(a);
+    return a;
+  };
 }

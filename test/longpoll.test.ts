@@ -1,23 +1,10 @@
 // Long-poll claims: ?wait=S holds a claim until an errand of the type is queued.
 
-import { afterEach, describe, expect, test } from "bun:test";
-import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
-const apps: TestApp[] = [];
-function app(): TestApp {
-  const a = makeApp();
-  apps.push(a);
-  return a;
-}
-
-afterEach(() => {
-  for (const a of apps.splice(0)) {
-    a.release();
-    a.close();
-  }
-  removeTempDirs();
-});
+const app = appsPerTest();
 
 function claim(a: TestApp, type: string, wait: number, signal?: AbortSignal) {
   const init: RequestInit = { method: "POST" };

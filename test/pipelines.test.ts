@@ -1,28 +1,15 @@
 // Pipelines (SPEC §4) as a client sees them: validation, creation, unblocking, pipeline status,
 // results flowing along the graph, deletion; and a property test over random graphs.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { ErrandEvent } from "../src/events/bus.ts";
-import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const FAILED = "pipeline validation failed";
 
-const apps: TestApp[] = [];
-function app(options: Parameters<typeof makeApp>[0] = {}): TestApp {
-  const a = makeApp(options);
-  apps.push(a);
-  return a;
-}
-
-afterEach(() => {
-  for (const a of apps.splice(0)) {
-    a.release();
-    a.close();
-  }
-  removeTempDirs();
-});
+const app = appsPerTest();
 
 type Spec = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field

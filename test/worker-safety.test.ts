@@ -1,24 +1,11 @@
 // Worker safety and scheduling (SPEC §7): attempt checks, heartbeats, scheduled errands,
 // backoff, idempotent creates, and per-type controls.
 
-import { afterEach, describe, expect, test } from "bun:test";
-import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { appsPerTest, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
-const apps: TestApp[] = [];
-function app(): TestApp {
-  const a = makeApp();
-  apps.push(a);
-  return a;
-}
-
-afterEach(() => {
-  for (const a of apps.splice(0)) {
-    a.release();
-    a.close();
-  }
-  removeTempDirs();
-});
+const app = appsPerTest();
 
 async function create(a: TestApp, options: Record<string, unknown> = {}, type = "work") {
   const answer = await a.call("POST", "/v1/errands/", { name: "job", type, options });
@@ -226,8 +213,7 @@ describe("scheduled errands", () => {
     const a = app();
     const e = await create(a, { delay: 1_000 });
     a.close();
-    const b = makeApp({ dir: a.dir, clock: a.clock });
-    apps.push(b);
+    const b = app({ dir: a.dir, clock: a.clock });
     a.clock.advance(1_000);
     await b.sweep();
     expect((await get(b, e.id)).status).toBe("inactive");
@@ -422,8 +408,7 @@ describe("per-type controls", () => {
     await a.call("PUT", "/v1/types/work", { paused: true, concurrency: 4 });
     await a.call("PUT", "/v1/types/work", { paused: false });
     a.close();
-    const b = makeApp({ dir: a.dir });
-    apps.push(b);
+    const b = app({ dir: a.dir });
     const types = (await b.call("GET", "/v1/types")).body.results;
     expect(types[0]).toMatchObject({ type: "work", paused: false, concurrency: 4 });
     expect((await b.call("PUT", "/v1/types/work", { concurrency: 0 })).status).toBe(400);
