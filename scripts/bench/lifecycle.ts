@@ -209,7 +209,7 @@ async function ceiling(): Promise<number> {
     [
       process.execPath,
       "-e",
-      `Bun.serve({ port: ${port}, hostname: "127.0.0.1", async fetch(r) { return Response.json({ status: "OK", results: await r.json() }); } })`,
+      `Bun.serve({ port: ${port}, hostname: "127.0.0.1", async fetch(r) { const text = await r.text(); return Response.json({ status: "OK", results: text ? JSON.parse(text) : null }); } })`,
     ],
     { stdout: "ignore" },
   );

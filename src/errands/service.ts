@@ -375,23 +375,49 @@ export class ErrandService {
     const data = spec.data === undefined ? null : JSON.stringify(spec.data);
     const now = this.clock.now();
     const runAt = startTime(options, now);
-    this.w.insert.run(
+    const row: ErrandRow = {
       id,
-      spec.name,
-      spec.type,
-      runAt > now ? "scheduled" : "inactive",
-      options.priority ?? 0,
-      JSON.stringify(options),
+      name: spec.name,
+      type: spec.type,
+      status: runAt > now ? "scheduled" : "inactive",
+      priority: options.priority ?? 0,
+      options: JSON.stringify(options),
       data,
-      now,
-      runAt > now ? runAt : null,
+      results: null,
+      created: now,
+      progress: 0,
+      attempts: 0,
+      started: null,
+      failed: null,
+      completed: null,
+      finished: null,
+      ttl_deadline: null,
+      pipeline: null,
+      run_at: runAt > now ? runAt : null,
+      heartbeat_deadline: null,
+    };
+    this.w.insert.run(
+      row.id,
+      row.name,
+      row.type,
+      row.status,
+      row.priority,
+      row.options,
+      row.data,
+      row.created,
+      row.run_at,
     );
-    return this.emit(tx, "created", this.load(id));
+    // A new errand has no logs: no need to read them back.
+    const errand = toErrand(row, this.w, []);
+    this.bus.record(tx, "created", errand);
+    return errand;
   }
 
   private claimIn(tx: Tx, type: string): Errand | null {
-    const row = this.w.claim.get(this.clock.now(), type);
-    if (!row) return null;
+    const candidate = this.w.claimCandidate.get(type);
+    if (!candidate) return null;
+    this.w.claimById.run(this.clock.now(), candidate.id);
+    const row = this.load(candidate.id);
     this.appendLog(row.id, "INFO", "Started!");
     const errand = this.emit(tx, "processing", row);
     this.changed(tx, row);
@@ -487,14 +513,14 @@ export class ErrandService {
     if (seconds > 0) row.heartbeat_deadline = this.clock.now() + seconds * 1000;
   }
 
+  /** Appends a log entry; the emit that follows every append trims the oldest beyond the max. */
   private appendLog(id: string, severity: Log["severity"], message: string): void {
     this.w.appendLog.run(id, severity, message, this.clock.now());
-    this.w.trimLogs.run(id, id, this.maxLogs);
   }
 
   /** Records the event with the errand as it now is, and returns that errand. */
   private emit(tx: Tx, event: EventName, row: ErrandRow): Errand {
-    const errand = toErrand(row, this.w);
+    const errand = toErrand(row, this.w, this.w.keptLogs(row.id, this.maxLogs) as Log[]);
     this.bus.record(tx, event, errand);
     return errand;
   }
@@ -569,7 +595,7 @@ export function normalizeOptions(options: Errand["options"]): Errand["options"] 
 }
 
 /** The errand as clients see it, optional fields omitted when empty (v1). */
-export function toErrand(row: ErrandRow, sql: ErrandReads): Errand {
+export function toErrand(row: ErrandRow, sql: ErrandReads, knownLogs?: Log[]): Errand {
   const errand: Errand = {
     id: row.id,
     name: row.name,
@@ -585,7 +611,7 @@ export function toErrand(row: ErrandRow, sql: ErrandReads): Errand {
   if (row.started) errand.started = row.started;
   if (row.failed) errand.failed = row.failed;
   if (row.completed) errand.completed = row.completed;
-  const logs = sql.logs.all(row.id) as Log[];
+  const logs = knownLogs ?? (sql.logs.all(row.id) as Log[]);
   if (logs.length > 0) errand.logs = logs;
   if (row.pipeline !== null) errand.pipeline = row.pipeline;
   return errand;

@@ -38,8 +38,8 @@ export class EventBus {
   /** Records the event in tx; listeners hear it once tx commits. */
   record(tx: Tx, event: EventName, errand: unknown): void {
     const payload = JSON.stringify({ event, errand });
-    const row = this.sql.insert.get(event, this.now(), payload);
-    const published: ErrandEvent = { id: row?.id ?? 0, event, errand, payload };
+    const { lastInsertRowid } = this.sql.insert.run(event, this.now(), payload);
+    const published: ErrandEvent = { id: Number(lastInsertRowid), event, errand, payload };
     tx.afterCommit(() => {
       for (const listener of this.listeners) listener(published);
     });

@@ -138,8 +138,9 @@ export class PipelineService implements PipelineHooks {
     for (const dependent of this.w.unblockable.all(id)) {
       this.w.unblock.run(dependent.id);
       dependent.status = "inactive";
-      this.appendLog(dependent.id, "INFO", "errand unblocked");
-      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW));
+      this.errandsW.appendLog.run(dependent.id, "INFO", "errand unblocked", this.clock.now());
+      const logs = this.errandsW.keptLogs(dependent.id, this.maxLogs) as Log[];
+      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs));
     }
   }
 
@@ -173,11 +174,6 @@ export class PipelineService implements PipelineHooks {
     }
     this.w.removeDependencies.run(id);
     this.w.remove.run(id);
-  }
-
-  private appendLog(id: string, severity: Log["severity"], message: string): void {
-    this.errandsW.appendLog.run(id, severity, message, this.clock.now());
-    this.errandsW.trimLogs.run(id, id, this.maxLogs);
   }
 
   /** The pipeline as GET and create answer it: with its errands and its dependencies. */

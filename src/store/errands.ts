@@ -71,7 +71,8 @@ export class ErrandReads {
 /** The statements that change errands, on the write connection. */
 export class ErrandWrites extends ErrandReads {
   readonly insert;
-  readonly claim;
+  readonly claimCandidate;
+  readonly claimById;
   readonly save;
   readonly uncountAttempt;
   readonly remove;
@@ -95,9 +96,23 @@ export class ErrandWrites extends ErrandReads {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // One atomic statement on the errands_claim index: no two claims can take the same row.
-    // The type's controls are checked in the same statement: no race can pass a paused type
-    // or exceed its concurrency (type_counts is kept by triggers, so the count is one seek).
-    this.claim = db.prepare<ErrandRow, [number, string]>(
+    // The next errand of a type: the highest priority, then the oldest, on the errands_claim
+    // index; none while the type is paused or has `concurrency` errands active (type_counts is
+    // kept by triggers, so that count is one seek). Taken with claimById in the same
+    // synchronous write on the only write connection, so no other claim runs in between; two
+    // statements cost a fifth of one UPDATE … WHERE id = (SELECT …) RETURNING.
+    this.claimCandidate = db.prepare<{ id: string }, [string]>(
+      `SELECT id FROM errands
+        WHERE type = ?1 AND status = 'inactive'
+          AND NOT EXISTS (
+            SELECT 1 FROM types
+             WHERE types.type = ?1
+               AND (paused = 1 OR concurrency <= coalesce(
+                     (SELECT count FROM type_counts
+                       WHERE type_counts.type = ?1 AND status = 'active'), 0)))
+        ORDER BY priority DESC, created, id LIMIT 1`,
+    );
+    this.claimById = db.prepare<unknown, [number, string]>(
       `UPDATE errands
          SET status = 'active', started = ?1, attempts = attempts + 1, progress = 0,
              finished = NULL,
@@ -105,16 +120,7 @@ export class ErrandWrites extends ErrandReads {
                                  THEN ?1 + json_extract(options, '$.ttl') * 60000 END,
              heartbeat_deadline = CASE WHEN json_extract(options, '$.heartbeat') > 0
                                  THEN ?1 + json_extract(options, '$.heartbeat') * 1000 END
-       WHERE id = (SELECT id FROM errands
-                    WHERE type = ?2 AND status = 'inactive'
-                      AND NOT EXISTS (
-                        SELECT 1 FROM types
-                         WHERE types.type = ?2
-                           AND (paused = 1 OR concurrency <= coalesce(
-                                 (SELECT count FROM type_counts
-                                   WHERE type_counts.type = ?2 AND status = 'active'), 0)))
-                    ORDER BY priority DESC, created, id LIMIT 1)
-       RETURNING ${COLUMNS}`,
+       WHERE id = ?2`,
     );
     this.save = db.prepare<
       unknown,
@@ -168,6 +174,18 @@ export class ErrandWrites extends ErrandReads {
     this.due = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?",
     );
+  }
+
+  /**
+   * The errand's logs, the newest `max` of them: older ones are deleted here. Every log append
+   * is followed by the event that carries the errand, which reads its logs through this, so
+   * the trim costs nothing until an errand has more than `max`.
+   */
+  keptLogs(id: string, max: number): LogRow[] {
+    const logs = this.logs.all(id);
+    if (logs.length <= max) return logs;
+    this.trimLogs.run(id, id, max);
+    return logs.slice(logs.length - max);
   }
 
   idsWhere(key: "status" | "type", value: string): string[] {

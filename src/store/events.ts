@@ -13,8 +13,8 @@ export class EventWrites {
   readonly prune;
 
   constructor(db: Database) {
-    this.insert = db.prepare<{ id: number }, [string, number, string]>(
-      "INSERT INTO events (event, created, payload) VALUES (?, ?, ?) RETURNING id",
+    this.insert = db.prepare<unknown, [string, number, string]>(
+      "INSERT INTO events (event, created, payload) VALUES (?, ?, ?)",
     );
     this.prune = db.prepare<unknown, [number]>("DELETE FROM events WHERE created < ?");
   }
