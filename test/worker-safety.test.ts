@@ -141,6 +141,27 @@ describe("heartbeat", () => {
     expect((await a.call("POST", "/v1/errand/nope/heartbeat")).status).toBe(404);
   });
 
+  test("a log append does not rewrite the errand; with a heartbeat it writes only the deadline", async () => {
+    const a = app();
+    const updates: string[] = [];
+    a.store.writer.run("CREATE TEMP TABLE touched (id TEXT, status_changed INTEGER)");
+    a.store.writer.run(
+      "CREATE TEMP TRIGGER probe AFTER UPDATE ON errands BEGIN INSERT INTO touched VALUES (new.id, old.status IS NOT new.status); END",
+    );
+    const plain = await create(a);
+    await claim(a);
+    const beat = await create(a, { heartbeat: 30 });
+    await claim(a);
+    a.store.writer.run("DELETE FROM touched");
+    const log = { severity: "INFO", message: "working" };
+    await a.call("POST", `/v1/errand/${plain.id}/log`, log);
+    expect(a.store.writer.query("SELECT * FROM touched").all()).toEqual([]);
+    await a.call("POST", `/v1/errand/${beat.id}/log`, log);
+    const rows = a.store.writer.query("SELECT * FROM touched").all() as Array<{ id: string }>;
+    for (const row of rows) updates.push(row.id);
+    expect(updates).toEqual([beat.id]);
+  });
+
   test("an errand without options.heartbeat never times out for silence", async () => {
     const a = app();
     const e = await create(a);

@@ -162,7 +162,6 @@ export class ErrandService {
       requireActive(row, "log to it");
       this.appendLog(id, severity, message);
       this.heardFrom(row);
-      this.save(row);
       return this.emit(tx, "updated", row);
     });
   }
@@ -174,7 +173,6 @@ export class ErrandService {
       requireAttempt(row, attempt);
       requireActive(row, "send a heartbeat");
       this.heardFrom(row);
-      this.save(row);
       return toErrand(row, this.w);
     });
   }
@@ -507,10 +505,15 @@ export class ErrandService {
     );
   }
 
-  /** A sign of life from the worker: its heartbeat deadline moves on. */
+  /**
+   * A sign of life from the worker: its heartbeat deadline moves on. Only that column is
+   * written, and only for an errand with a heartbeat: a log append never rewrites the errand.
+   */
   private heardFrom(row: ErrandRow): void {
     const seconds = parseOptions(row).heartbeat ?? 0;
-    if (seconds > 0) row.heartbeat_deadline = this.clock.now() + seconds * 1000;
+    if (seconds <= 0) return;
+    row.heartbeat_deadline = this.clock.now() + seconds * 1000;
+    this.w.touch.run(row.heartbeat_deadline, row.id);
   }
 
   /** Appends a log entry; the emit that follows every append trims the oldest beyond the max. */

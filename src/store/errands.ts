@@ -75,6 +75,7 @@ export class ErrandWrites extends ErrandReads {
   readonly claimById;
   readonly save;
   readonly uncountAttempt;
+  readonly touch;
   readonly remove;
   readonly removeLogs;
   readonly appendLog;
@@ -141,6 +142,9 @@ export class ErrandWrites extends ErrandReads {
       `UPDATE errands SET status = ?, progress = ?, results = ?, started = ?, failed = ?,
          completed = ?, finished = ?, ttl_deadline = ?, run_at = ?, heartbeat_deadline = ?
        WHERE id = ?`,
+    );
+    this.touch = db.prepare<unknown, [number, string]>(
+      "UPDATE errands SET heartbeat_deadline = ? WHERE id = ?",
     );
     this.uncountAttempt = db.prepare<unknown, [string]>(
       "UPDATE errands SET attempts = attempts - 1 WHERE id = ?",
