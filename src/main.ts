@@ -54,7 +54,7 @@ function serve(args: string[]): void {
       development: false,
     });
   } catch (error) {
-    store.close();
+    void store.close();
     die(`cannot listen on ${config.hostname}:${config.port}: ${(error as Error).message}`, 1);
   }
   logger.info("started", {
@@ -83,9 +83,9 @@ function serve(args: string[]): void {
     stopping = true;
     logger.info("stopping", { signal });
     const started = performance.now();
-    const finish = (forced: boolean) => {
+    const finish = async (forced: boolean) => {
       try {
-        store.close(); // commits the open group
+        await store.close(); // commits the open group and waits until it is on disk
       } catch (error) {
         logger.error("closing the database failed", { error: String(error) });
       }
@@ -95,7 +95,7 @@ function serve(args: string[]): void {
     // Whatever is still open after the limit, acknowledged writes are on disk: exit anyway.
     setTimeout(() => {
       logger.warn("requests still open at the shutdown limit; closing anyway");
-      finish(true);
+      void finish(true);
     }, SHUTDOWN_LIMIT_MS).unref();
     clearInterval(sweeper);
     // Stop accepting at once; the promise settles when the requests in flight are answered.
@@ -109,7 +109,7 @@ function serve(args: string[]): void {
     }
     // Let writes of the last requests commit before closing.
     await new Promise((resolve) => setImmediate(resolve));
-    finish(false);
+    await finish(false);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));

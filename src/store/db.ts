@@ -2,11 +2,17 @@
 //
 // Writes of requests that arrive together share one transaction and so one fsync: each write
 // runs at once inside a savepoint of the open group (a failure rolls back only its own changes),
-// and its promise settles only after the COMMIT that holds it. Reads go through a second,
-// read-only connection, so they only ever see committed data.
+// and its promise settles only after the COMMIT that holds it is on disk. Reads go through a
+// second, read-only connection, so they only ever see committed data.
+//
+// Durability: SQLite runs WAL with synchronous=NORMAL, so COMMIT itself writes the WAL without
+// waiting for the disk; with ERRANDS_SYNC=full the store then fsyncs the WAL file on libuv's
+// thread pool and only then answers the group. The event loop goes on serving (and gathering
+// the next group) while the disk syncs, instead of blocking in SQLite's own fsync. Groups are
+// answered in commit order, so events are published in id order.
 
 import { Database, type Statement } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SyncMode } from "../config.ts";
 import { StorageUnavailable } from "../errors.ts";
@@ -34,6 +40,14 @@ export class Store {
   readonly reader: Database;
   private group: Member[] | null = null;
   private closed = false;
+  /** Whether each commit is fsync'd before it is answered (ERRANDS_SYNC=full). */
+  private readonly durable: boolean;
+  /** The WAL file, opened at the first commit, to fsync it. */
+  private walFd: number | null = null;
+  /** Settles when every committed group so far has been answered, in order. */
+  private answered: Promise<void> = Promise.resolve();
+  /** Committed groups still waiting for their fsync. */
+  private syncing = 0;
   /** Commits made so far, and the writes they held: the group commit's effect, for metrics. */
   commits = 0;
   /** The transaction statements, prepared once: they run for every write. */
@@ -50,7 +64,9 @@ export class Store {
     mkdirSync(dirname(path), { recursive: true });
     this.writer = new Database(path, { create: true, strict: true });
     this.writer.run("PRAGMA journal_mode = WAL");
-    this.writer.run(`PRAGMA synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
+    this.durable = options.sync !== "normal";
+    // The store fsyncs the WAL itself after COMMIT when durable (see above).
+    this.writer.run("PRAGMA synchronous = NORMAL");
     this.writer.run("PRAGMA busy_timeout = 5000");
     // Statement journals (savepoints, triggers) in memory, not in temp files: a write with a
     // trigger cost three times as much with them on disk.
@@ -118,20 +134,54 @@ export class Store {
     }
     this.commits++;
     this.committedWrites += group.length;
-    for (const member of group) {
-      for (const f of member.after) f();
-      member.resolve();
+    if (!this.durable) {
+      answer(group);
+      return;
     }
+    const synced = this.syncWal();
+    const previous = this.answered;
+    this.syncing++;
+    this.answered = (async () => {
+      await previous;
+      try {
+        await synced;
+        answer(group);
+      } catch (error) {
+        // Committed, but not known to be on disk: the client must not take it as acknowledged.
+        const failure = new StorageUnavailable(`fsync failed: ${describe(error)}`);
+        for (const member of group) member.reject(failure);
+      } finally {
+        this.syncing--;
+      }
+    })();
+  }
+
+  /** Flushes the WAL file to disk off the event loop. */
+  private syncWal(): Promise<void> {
+    this.walFd ??= openSync(`${this.path}-wal`, "r");
+    const fd = this.walFd;
+    return new Promise((resolve, reject) =>
+      fsync(fd, (error) => (error ? reject(error) : resolve())),
+    );
   }
 
   get isOpen(): boolean {
     return !this.closed;
   }
 
-  close(): void {
+  /**
+   * Commits the open group, waits until every group is answered, then closes; at once, with
+   * nothing in flight.
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.commit();
     this.closed = true;
+    if (this.syncing > 0) await this.answered;
+    if (this.walFd !== null) {
+      fsyncSync(this.walFd);
+      closeSync(this.walFd);
+    }
     this.writer.run("PRAGMA optimize");
     this.reader.close();
     this.writer.close();
@@ -153,6 +203,21 @@ function migrate(db: Database): void {
     }
     db.run(`PRAGMA user_version = ${MIGRATIONS.length}`);
   }).immediate();
+}
+
+/** Answers each write of a committed group: its afterCommit work, then its promise. */
+function answer(group: Member[]): void {
+  for (const member of group) {
+    for (const f of member.after) {
+      try {
+        f();
+      } catch (error) {
+        // A listener's failure must not fail a write that is already on disk.
+        console.error("after-commit listener failed:", error);
+      }
+    }
+    member.resolve();
+  }
 }
 
 function describe(error: unknown): string {
