@@ -259,6 +259,7 @@ async function scale(total: number) {
   });
   const fillSeconds = (performance.now() - fillStart) / 1000;
   const bigLatency = await claimLatency(base, "big", 500);
+  const rssBeforeList = rssMiB(proc.pid);
   const listStart = performance.now();
   const listed = await fetch(`${base}/v1/errands/`).then((r) => r.arrayBuffer());
   const listSeconds = (performance.now() - listStart) / 1000;
@@ -273,6 +274,7 @@ async function scale(total: number) {
     fillSeconds,
     listSeconds,
     listMiB: listed.byteLength / 2 ** 20,
+    rssBeforeList,
     rss,
     dbMiB: bytes / 2 ** 20,
   };
@@ -311,7 +313,8 @@ if (SCALE > 0) {
   );
   console.log(`claim p50, 1k waiting        ${s.emptyLatency.toFixed(0)} µs`);
   console.log(`claim p50, ${fmt(SCALE)} waiting   ${s.bigLatency.toFixed(0)} µs`);
-  console.log(`server RSS                   ${s.rss.toFixed(0)} MiB`);
+  console.log(`server RSS, stored           ${s.rssBeforeList.toFixed(0)} MiB`);
+  console.log(`server RSS, after list all  ${s.rss.toFixed(0)} MiB`);
   console.log(`database size                ${s.dbMiB.toFixed(0)} MiB`);
   console.log(
     `list all                     ${s.listSeconds.toFixed(1)} s, ${s.listMiB.toFixed(0)} MiB streamed`,

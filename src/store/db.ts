@@ -71,12 +71,12 @@ export class Store {
     // Statement journals (savepoints, triggers) in memory, not in temp files: a write with a
     // trigger cost three times as much with them on disk.
     this.writer.run("PRAGMA temp_store = MEMORY");
-    this.writer.run("PRAGMA cache_size = -32000");
+    this.writer.run("PRAGMA cache_size = -8000");
     migrate(this.writer);
     this.reader = new Database(path, { readonly: true, strict: true });
     this.reader.run("PRAGMA busy_timeout = 5000");
     this.reader.run("PRAGMA temp_store = MEMORY");
-    this.reader.run("PRAGMA cache_size = -16000");
+    this.reader.run("PRAGMA cache_size = -4000");
     this.tx = {
       begin: this.writer.prepare("BEGIN IMMEDIATE"),
       savepoint: this.writer.prepare("SAVEPOINT request"),
