@@ -102,9 +102,11 @@ export class ErrandWrites extends ErrandReads {
     // kept by triggers, so that count is one seek). Taken with claimById in the same
     // synchronous write on the only write connection, so no other claim runs in between; two
     // statements cost a fifth of one UPDATE … WHERE id = (SELECT …) RETURNING.
+    // CAST(?1 AS TEXT), not a bare ?1: a bare parameter compared with a column of partial
+    // indexes makes SQLite re-plan the statement at every new binding (4 µs against 19).
     this.claimCandidate = db.prepare<{ id: string }, [string]>(
       `SELECT id FROM errands
-        WHERE type = ?1 AND status = 'inactive'
+        WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
           AND NOT EXISTS (
             SELECT 1 FROM types
              WHERE types.type = ?1

@@ -26,7 +26,8 @@ export class TypeReads {
       "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
     );
     this.oldestWaiting = db.prepare<{ created: number | null }, [string]>(
-      "SELECT min(created) AS created FROM errands WHERE type = ? AND status = 'inactive'",
+      // CAST: see claimCandidate in errands.ts.
+      "SELECT min(created) AS created FROM errands WHERE type = CAST(? AS TEXT) AND status = 'inactive'",
     );
   }
 }
