@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { makeApp, removeTempDirs, tempDir } from "./harness.ts";
+import { makeApp, removeTempDirs, runCommand, tempDir } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -39,19 +39,11 @@ async function freePort(): Promise<number> {
 }
 
 /** Runs the binary to completion; its cwd is the empty directory it sits in. */
-async function run(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([binary, ...args], {
+function run(args: string[], env: Record<string, string> = {}) {
+  return runCommand([binary, ...args], {
     cwd: dirname(binary),
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [code, stdout, stderr] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
-  return { code, stdout, stderr };
 }
 
 interface Server {

@@ -105,3 +105,17 @@ export function appsPerTest(): (options?: Parameters<typeof makeApp>[0]) => Test
     return a;
   };
 }
+
+/** Runs a command to its end: its exit code and everything it printed. */
+export async function runCommand(
+  cmd: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn(cmd, { ...options, stdout: "pipe", stderr: "pipe" });
+  const [code, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  return { code, stdout, stderr };
+}

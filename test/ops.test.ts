@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BackupError, backup } from "../src/ops/backup.ts";
-import { makeApp, removeTempDirs, tempDir } from "./harness.ts";
+import { makeApp, removeTempDirs, runCommand, tempDir } from "./harness.ts";
 
 afterAll(removeTempDirs);
 
@@ -55,16 +55,10 @@ describe("backup", () => {
 
 describe("install.sh", () => {
   const run = async (destdir: string, ...args: string[]) => {
-    const proc = Bun.spawn(["bash", join(ROOT, "scripts/install.sh"), ...args], {
-      env: { ...process.env, DESTDIR: destdir },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, stdout, stderr] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
+    const { code, stdout, stderr } = await runCommand(
+      ["bash", join(ROOT, "scripts/install.sh"), ...args],
+      { env: { ...process.env, DESTDIR: destdir } },
+    );
     return { code, output: stdout + stderr };
   };
   /** A stand-in executable: the script only needs one that answers `version`. */
