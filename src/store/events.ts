@@ -27,7 +27,7 @@ export class EventReads {
 
   constructor(db: Database) {
     this.after = db.prepare<EventRow, [number, number]>(
-      "SELECT id, event, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+      "SELECT id, event, payload FROM events WHERE id > CAST(? AS INTEGER) ORDER BY id LIMIT ?",
     );
     this.oldest = db.prepare<{ id: number }, []>("SELECT min(id) AS id FROM events");
     // AUTOINCREMENT keeps the last id handed out even once its row is pruned.

@@ -46,11 +46,11 @@ export class PipelineReads {
     );
     this.all = db.prepare<PipelineRow, []>(`SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY id`);
     this.byStatus = db.prepare<PipelineRow, [string]>(
-      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE status = ? ORDER BY id`,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE status = CAST(? AS TEXT) ORDER BY id`,
     );
     // Ids are time-ordered (v7) and handed out in the order the errands were sent.
     this.errands = db.prepare<ErrandRow, [string]>(
-      `SELECT ${ERRAND_COLUMNS} FROM errands WHERE pipeline = ? ORDER BY id`,
+      `SELECT ${ERRAND_COLUMNS} FROM errands WHERE pipeline = CAST(? AS TEXT) ORDER BY id`,
     );
     // Lookups are written as subqueries, not joins: this SQLite runs these joins several times
     // slower than the same seeks as subqueries (measured: 10 µs against 3 µs).
@@ -58,11 +58,11 @@ export class PipelineReads {
       `SELECT (SELECT name FROM errands WHERE id = e.target) AS target,
               (SELECT name FROM errands WHERE id = e.depends_on) AS dependsOn
          FROM pipeline_dependencies e
-        WHERE e.pipeline = ? ORDER BY e.position`,
+        WHERE e.pipeline = CAST(? AS TEXT) ORDER BY e.position`,
     );
     this.dependencyResults = db.prepare<{ name: string; results: string | null }, [string]>(
       `SELECT name, results FROM errands
-        WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = ?) ORDER BY id`,
+        WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = CAST(? AS TEXT)) ORDER BY id`,
     );
   }
 }
@@ -131,7 +131,7 @@ export class PipelineWrites extends PipelineReads {
       "UPDATE errands SET status = 'inactive' WHERE id = ? AND status = 'blocked'",
     );
     this.errandIds = db.prepare<{ id: string }, [string]>(
-      "SELECT id FROM errands WHERE pipeline = ? ORDER BY id",
+      "SELECT id FROM errands WHERE pipeline = CAST(? AS TEXT) ORDER BY id",
     );
     this.removeDependencies = db.prepare<unknown, [string]>(
       "DELETE FROM pipeline_dependencies WHERE pipeline = ?",

@@ -26,7 +26,7 @@ export class TypeReads {
       "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
     );
     this.oldestWaiting = db.prepare<{ created: number | null }, [string]>(
-      // CAST: see claimCandidate in errands.ts.
+      // CAST: see the head of errands.ts.
       "SELECT min(created) AS created FROM errands WHERE type = CAST(? AS TEXT) AND status = 'inactive'",
     );
   }
