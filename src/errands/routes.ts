@@ -53,14 +53,19 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   };
 
   /** Claims now, or with `wait` holds the request until an errand comes or time runs out. */
-  const claim = async (type: string | undefined, wait: number | undefined, signal: AbortSignal) => {
+  // The request's abort signal is only taken for a long poll: Bun makes one per request asked.
+  const claim = async (
+    type: string | undefined,
+    wait: number | undefined,
+    signal: () => AbortSignal,
+  ) => {
     if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
     const now = errands.claimNow(type);
     const errand = now
       ? await now
       : wait === undefined
         ? null
-        : await waiters.wait(type, wait * 1000, signal);
+        : await waiters.wait(type, wait * 1000, signal());
     if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
     return { status: "OK" as const, results: errand };
   };
@@ -104,7 +109,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .post(
       "/v1/errands/process/:type",
-      ({ params, query, request }) => claim(params.type, query.wait, request.signal),
+      ({ params, query, request }) => claim(params.type, query.wait, () => request.signal),
       {
         params: t.Object({ type: t.String() }),
         query: t.Object({ wait: t.Optional(Wait) }),
@@ -118,7 +123,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .post(
       "/v1/errands/process",
-      ({ query, request }) => claim(query.type, query.wait, request.signal),
+      ({ query, request }) => claim(query.type, query.wait, () => request.signal),
       {
         query: t.Object({ type: t.Optional(t.String()), wait: t.Optional(Wait) }),
         response: { 200: ok(Errand), ...errors },
