@@ -9,6 +9,14 @@ const app = appsPerTest();
 const count = (a: TestApp) =>
   (a.store.reader.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
 
+/** The per-type counts as GET /v1/types answers them, read from the stored table. */
+const counts = async (a: TestApp) =>
+  Object.fromEntries(
+    (await a.call("GET", "/v1/types")).body.results.map(
+      (t: { type: string; counts: Record<string, number> }) => [t.type, t.counts],
+    ),
+  );
+
 describe("group commit", () => {
   test("writes of requests that arrive together share one commit", async () => {
     const a = app();
@@ -33,6 +41,28 @@ describe("group commit", () => {
     expect(good.status).toBe(200);
     expect(bad.status).toBe(409);
     expect(count(a)).toBe(2);
+  });
+
+  test("a write that fails after counting an errand takes its count back", async () => {
+    const a = app();
+    a.store.writer.run(
+      "CREATE TRIGGER refuse BEFORE INSERT ON errands WHEN new.name = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    );
+    // In one group: a batch whose second insert fails after its first was counted, and a
+    // create that succeeds.
+    const [batch, good] = await Promise.all([
+      a.call("POST", "/v1/errands/batch", {
+        errands: [
+          { name: "ok", type: "t" },
+          { name: "bad", type: "t" },
+        ],
+      }),
+      a.call("POST", "/v1/errands/", { name: "good", type: "t" }),
+    ]);
+    expect(batch.status).toBe(503);
+    expect(good.status).toBe(200);
+    expect(count(a)).toBe(1);
+    expect(await counts(a)).toEqual({ t: { inactive: 1 } });
   });
 
   test("a failed commit answers 503 to every request of its group and changes nothing", async () => {
@@ -68,6 +98,7 @@ describe("group commit", () => {
     expect(answer.status).toBe(503);
     expect(answer.body.message).toBe("Storage unavailable");
     expect(count(a)).toBe(1);
+    expect(await counts(a)).toEqual({ t: { inactive: 1 } });
     expect((await a.call("GET", "/v1/errands/list/status/inactive")).body.results.length).toBe(1);
     expect(
       (a.store.reader.query("SELECT count(*) AS n FROM events").get() as { n: number }).n,
@@ -78,6 +109,7 @@ describe("group commit", () => {
     const after = await a.call("POST", "/v1/errands/", { name: "after", type: "t" });
     expect(after.status).toBe(200);
     expect(count(a)).toBe(2);
+    expect(await counts(a)).toEqual({ t: { inactive: 2 } });
   });
 
   test("a write answered 2xx survives reopening the file, in both sync modes", async () => {

@@ -378,6 +378,18 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
     const n = count(sql);
     if (n !== 0) problems.push(`${n} rows: ${sql}`);
   }
+  // The per-type counts the server keeps (claims check concurrency against them).
+  const kept = app.store.reader
+    .query("SELECT type, status, count FROM type_counts WHERE count != 0 ORDER BY type, status")
+    .all();
+  const actual = app.store.reader
+    .query(
+      "SELECT type, status, count(*) AS count FROM errands GROUP BY type, status ORDER BY type, status",
+    )
+    .all();
+  if (JSON.stringify(kept) !== JSON.stringify(actual)) {
+    problems.push(`type_counts ${JSON.stringify(kept)} != ${JSON.stringify(actual)}`);
+  }
   const listed = await app.call("GET", "/v1/errands");
   if (listed.status !== 200) problems.push(`list answered ${listed.status}`);
   const errands = listed.body.results as Array<Record<string, unknown>>;

@@ -365,6 +365,23 @@ describe("per-type controls", () => {
     ]);
   });
 
+  test("the oldest wait counts errands of every priority", async () => {
+    const a = app();
+    await create(a, { priority: 1 }, "x");
+    a.clock.advance(1_000);
+    await create(a, { priority: 9 }, "x");
+    await create(a, { priority: -3 }, "x");
+    a.clock.advance(1_000);
+    await create(a, { priority: 9 }, "x");
+    // The oldest waits at priority 1, behind errands that would be claimed first.
+    const oldest = async () => (await a.call("GET", "/v1/types")).body.results[0].oldestWaitingMs;
+    expect(await oldest()).toBe(2_000);
+    await claim(a, "x");
+    await claim(a, "x");
+    await claim(a, "x");
+    expect(await oldest()).toBe(1_000);
+  });
+
   test("a paused type answers claims with No jobs until it is resumed", async () => {
     const a = app();
     await create(a);
@@ -440,7 +457,7 @@ describe("per-type controls", () => {
 });
 
 describe("per-type counts", () => {
-  test("the trigger-kept counts match the errands after every kind of change", async () => {
+  test("the kept counts match the errands after every kind of change", async () => {
     const a = app();
     const counted = () =>
       a.store.reader
@@ -462,6 +479,18 @@ describe("per-type counts", () => {
     await a.call("POST", "/v1/errands/update/type/t2", { status: "completed" });
     await a.call("POST", "/v1/errands/clear/0s");
     await a.call("POST", "/v1/pipeline/", { name: "p", errands: [{ name: "x", type: "t0" }] });
+    // A pipeline whose second errand is unblocked by the first one's completion.
+    await a.call("POST", "/v1/pipeline/", {
+      name: "q",
+      errands: [
+        { name: "first", type: "t3" },
+        { name: "second", type: "t3" },
+      ],
+      dependencies: [{ target: "second", dependsOn: "first" }],
+    });
+    const first = (await claim(a, "t3")).body.results;
+    await a.call("PUT", `/v1/errand/${first.id}/completed`);
+    expect(counted()).toEqual(actual());
     await a.call("POST", "/v1/errands/update/status/inactive", { delete: true });
     expect(counted()).toEqual(actual());
     expect(actual().length).toBeGreaterThan(0);

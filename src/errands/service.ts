@@ -5,7 +5,7 @@ import type { Clock } from "../clock.ts";
 import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus, EventName } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
-import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
+import { ErrandReads, type ErrandRow, ErrandWrites, newErrandRow } from "../store/errands.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
 import {
   type Errand,
@@ -62,7 +62,7 @@ export class ErrandService {
     this.onExpired = deps.onExpired ?? (() => {});
     this.pipelines = deps.pipelines;
     this.keys = deps.keys;
-    this.w = new ErrandWrites(deps.store.writer);
+    this.w = new ErrandWrites(deps.store.writer, deps.store.counts);
     this.r = new ErrandReads(deps.store.reader);
   }
 
@@ -127,7 +127,7 @@ export class ErrandService {
   /** Puts an errand back in the queue when attempt `attempt` of it has had no worker. */
   release(id: string, attempt: number): Promise<Errand | null> {
     return this.store.write((tx) => {
-      const row = this.w.get.get(id);
+      const row = this.w.row(id);
       if (row?.status !== "active" || row.attempts !== attempt) return null;
       this.appendLog(id, "INFO", "Released: the claiming worker went away");
       row.status = "inactive";
@@ -264,7 +264,7 @@ export class ErrandService {
   /** Deletes the errand; an unknown id is not an error (v1). */
   remove(id: string): Promise<void> {
     return this.store.write((tx) => {
-      const row = this.w.get.get(id);
+      const row = this.w.row(id);
       if (!row) return;
       if (row.pipeline !== null) {
         throw new Conflict(
@@ -282,7 +282,7 @@ export class ErrandService {
       const ids = this.w.idsWhere(filter.key, filter.value);
       let count = 0;
       for (const id of ids) {
-        const row = this.w.get.get(id);
+        const row = this.w.row(id);
         if (!row) continue;
         if ("delete" in change) {
           // Pipeline errands go with their pipeline.
@@ -307,7 +307,7 @@ export class ErrandService {
       const threshold = this.clock.now() - ageMs;
       const removed: Errand[] = [];
       for (const { id } of this.w.finishedBefore.all(threshold)) {
-        const row = this.w.get.get(id);
+        const row = this.w.row(id);
         if (row) removed.push(this.removeIn(tx, row));
       }
       return removed;
@@ -354,7 +354,7 @@ export class ErrandService {
         const ids = query.all(this.clock.now(), SWEEP_BATCH);
         const errands: Errand[] = [];
         for (const { id } of ids) {
-          const row = this.w.get.get(id);
+          const row = this.w.row(id);
           if (row) errands.push(this.failIn(tx, row, reason));
         }
         return errands;
@@ -373,7 +373,7 @@ export class ErrandService {
     const data = spec.data === undefined ? null : JSON.stringify(spec.data);
     const now = this.clock.now();
     const runAt = startTime(options, now);
-    const row: ErrandRow = {
+    const row = newErrandRow({
       id,
       name: spec.name,
       type: spec.type,
@@ -381,30 +381,11 @@ export class ErrandService {
       priority: options.priority ?? 0,
       options: JSON.stringify(options),
       data,
-      results: null,
       created: now,
-      progress: 0,
-      attempts: 0,
-      started: null,
-      failed: null,
-      completed: null,
-      finished: null,
-      ttl_deadline: null,
       pipeline: null,
       run_at: runAt > now ? runAt : null,
-      heartbeat_deadline: null,
-    };
-    this.w.insert.run(
-      row.id,
-      row.name,
-      row.type,
-      row.status,
-      row.priority,
-      row.options,
-      row.data,
-      row.created,
-      row.run_at,
-    );
+    });
+    this.w.insert(row);
     // A new errand has no logs: no need to read them back.
     const errand = toErrand(row, this.w, []);
     this.bus.record(tx, "created", errand);
@@ -412,10 +393,9 @@ export class ErrandService {
   }
 
   private claimIn(tx: Tx, type: string): Errand | null {
-    const candidate = this.w.claimCandidate.get(type);
-    if (!candidate) return null;
-    this.w.claimById.run(this.clock.now(), candidate.id);
-    const row = this.load(candidate.id);
+    const id = this.w.claim(type, this.clock.now());
+    if (id === null) return null;
+    const row = this.load(id);
     this.appendLog(row.id, "INFO", "Started!");
     const errand = this.emit(tx, "processing", row);
     this.changed(tx, row);
@@ -443,7 +423,7 @@ export class ErrandService {
   private removeIn(tx: Tx, row: ErrandRow): Errand {
     const errand = toErrand(row, this.w);
     this.w.removeLogs.run(row.id);
-    this.w.remove.run(row.id);
+    this.w.remove(row);
     this.bus.record(tx, "deleted", errand);
     return errand;
   }
@@ -478,7 +458,7 @@ export class ErrandService {
   }
 
   private load(id: string): ErrandRow {
-    const row = this.w.get.get(id);
+    const row = this.w.row(id);
     if (!row) throw notFound(id);
     return row;
   }
@@ -490,19 +470,7 @@ export class ErrandService {
       row.heartbeat_deadline = null;
     }
     if (row.status !== "scheduled") row.run_at = null;
-    this.w.save.run(
-      row.status,
-      row.progress,
-      row.results,
-      row.started,
-      row.failed,
-      row.completed,
-      row.finished,
-      row.ttl_deadline,
-      row.run_at,
-      row.heartbeat_deadline,
-      row.id,
-    );
+    this.w.save(row);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { Errand, Log } from "../errands/model.ts";
 import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
-import { ErrandReads, type ErrandRow, ErrandWrites } from "../store/errands.ts";
+import { ErrandReads, type ErrandRow, ErrandWrites, newErrandRow } from "../store/errands.ts";
 import { PipelineReads, type PipelineRow, PipelineWrites } from "../store/pipelines.ts";
 import { validatePipeline } from "./graph.ts";
 import type { Pipeline, PipelineSpec, PipelineStatus } from "./model.ts";
@@ -40,7 +40,7 @@ export class PipelineService implements PipelineHooks {
     this.keys = deps.keys;
     this.w = new PipelineWrites(deps.store.writer);
     this.r = new PipelineReads(deps.store.reader);
-    this.errandsW = new ErrandWrites(deps.store.writer);
+    this.errandsW = new ErrandWrites(deps.store.writer, deps.store.counts);
     this.errandsR = new ErrandReads(deps.store.reader);
   }
 
@@ -71,16 +71,19 @@ export class PipelineService implements PipelineHooks {
     const ids = errands.map((errand, i) => {
       const errandId = Bun.randomUUIDv7();
       const options = normalizeOptions(errand.options ?? {});
-      this.w.insertErrand.run(
-        errandId,
-        errand.name ?? "",
-        errand.type ?? "",
-        graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
-        options.priority ?? 0,
-        JSON.stringify(options),
-        errand.data === undefined ? null : JSON.stringify(errand.data),
-        now,
-        id,
+      this.errandsW.insert(
+        newErrandRow({
+          id: errandId,
+          name: errand.name ?? "",
+          type: errand.type ?? "",
+          status: graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
+          priority: options.priority ?? 0,
+          options: JSON.stringify(options),
+          data: errand.data === undefined ? null : JSON.stringify(errand.data),
+          created: now,
+          pipeline: id,
+          run_at: null,
+        }),
       );
       return errandId;
     });
@@ -136,8 +139,7 @@ export class PipelineService implements PipelineHooks {
   /** Queues each blocked dependent of a completed errand whose dependencies have all completed. */
   private unblockDependents(tx: Tx, id: string): void {
     for (const dependent of this.w.unblockable.all(id)) {
-      this.w.unblock.run(dependent.id);
-      dependent.status = "inactive";
+      this.errandsW.unblock(dependent);
       this.errandsW.appendLog.run(dependent.id, "INFO", "errand unblocked", this.clock.now());
       const logs = this.errandsW.keptLogs(dependent.id, this.maxLogs) as Log[];
       this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs));
@@ -165,11 +167,11 @@ export class PipelineService implements PipelineHooks {
 
   private removeIn(tx: Tx, id: string): void {
     for (const { id: errandId } of this.w.errandIds.all(id)) {
-      const row = this.errandsW.get.get(errandId);
+      const row = this.errandsW.row(errandId);
       if (!row) continue;
       const errand = toErrand(row, this.errandsW);
       this.errandsW.removeLogs.run(errandId);
-      this.errandsW.remove.run(errandId);
+      this.errandsW.remove(row);
       this.bus.record(tx, "deleted", errand);
     }
     this.w.removeDependencies.run(id);

@@ -16,13 +16,15 @@ import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SyncMode } from "../config.ts";
 import { StorageUnavailable } from "../errors.ts";
+import { TypeCounts } from "./counts.ts";
 import m0001 from "./migrations/0001_errands.sql" with { type: "text" };
 import m0002 from "./migrations/0002_pipelines.sql" with { type: "text" };
 import m0003 from "./migrations/0003_queue_depth.sql" with { type: "text" };
 import m0004 from "./migrations/0004_worker_safety.sql" with { type: "text" };
+import m0005 from "./migrations/0005_lighter_writes.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005];
 
 export interface Tx {
   /** Runs fn after the commit that holds this write, never if it is rolled back. */
@@ -38,6 +40,8 @@ interface Member {
 export class Store {
   readonly writer: Database;
   readonly reader: Database;
+  /** Errands per type and status, written with each group (see counts.ts). */
+  readonly counts: TypeCounts;
   private group: Member[] | null = null;
   private closed = false;
   /** Whether each commit is fsync'd before it is answered (ERRANDS_SYNC=full). */
@@ -73,6 +77,7 @@ export class Store {
     this.writer.run("PRAGMA temp_store = MEMORY");
     this.writer.run("PRAGMA cache_size = -8000");
     migrate(this.writer);
+    this.counts = new TypeCounts(this.writer);
     this.reader = new Database(path, { readonly: true, strict: true });
     this.reader.run("PRAGMA busy_timeout = 5000");
     this.reader.run("PRAGMA temp_store = MEMORY");
@@ -101,14 +106,17 @@ export class Store {
     const after: Array<() => void> = [];
     let result: T;
     this.tx.savepoint.run();
+    this.counts.writeStarted();
     try {
       result = fn({ afterCommit: (f) => after.push(f) });
       this.tx.release.run();
     } catch (error) {
       this.tx.rollbackTo.run();
       this.tx.release.run();
+      this.counts.writeEnded(false);
       return Promise.reject(error);
     }
+    this.counts.writeEnded(true);
     const group = this.group;
     return new Promise<T>((resolve, reject) => {
       group.push({ resolve: () => resolve(result), reject, after });
@@ -121,6 +129,7 @@ export class Store {
     if (group === null) return;
     this.group = null;
     try {
+      this.counts.flush();
       this.tx.commit.run();
     } catch (error) {
       try {
@@ -128,10 +137,12 @@ export class Store {
       } catch {
         // Already rolled back by SQLite.
       }
+      this.counts.groupEnded(false);
       const failure = new StorageUnavailable(describe(error));
       for (const member of group) member.reject(failure);
       return;
     }
+    this.counts.groupEnded(true);
     this.commits++;
     this.committedWrites += group.length;
     if (!this.durable) {

@@ -5,6 +5,7 @@
 // tripled the cost of the claim and of reading an errand's logs.
 
 import type { Database } from "bun:sqlite";
+import type { TypeCounts } from "./counts.ts";
 
 export interface ErrandRow {
   id: string;
@@ -34,6 +35,25 @@ export interface LogRow {
   severity: string;
   message: string;
   timestamp: number;
+}
+
+/** A row for a new errand: no results, progress, attempts or times yet. */
+export function newErrandRow(
+  init: Pick<ErrandRow, "id" | "name" | "type" | "status" | "priority" | "options" | "data"> &
+    Pick<ErrandRow, "created" | "pipeline" | "run_at">,
+): ErrandRow {
+  return {
+    ...init,
+    results: null,
+    progress: 0,
+    attempts: 0,
+    started: null,
+    failed: null,
+    completed: null,
+    finished: null,
+    ttl_deadline: null,
+    heartbeat_deadline: null,
+  };
 }
 
 export const COLUMNS =
@@ -74,15 +94,20 @@ export class ErrandReads {
   }
 }
 
-/** The statements that change errands, on the write connection. */
+/**
+ * The statements that change errands, on the write connection. Inserts, status changes and
+ * deletes go through the methods here, which keep the per-type counts (counts.ts); a row is
+ * saved or removed only as read by row(), so its stored status is known.
+ */
 export class ErrandWrites extends ErrandReads {
-  readonly insert;
-  readonly claimCandidate;
-  readonly claimById;
-  readonly save;
+  private readonly insertStmt;
+  private readonly candidate;
+  private readonly claimById;
+  private readonly saveStmt;
+  private readonly removeStmt;
+  private readonly unblockStmt;
   readonly uncountAttempt;
   readonly touch;
-  readonly remove;
   readonly removeLogs;
   readonly appendLog;
   readonly trimLogs;
@@ -92,31 +117,43 @@ export class ErrandWrites extends ErrandReads {
   readonly overdue;
   readonly silent;
   readonly due;
+  /** The status each row read by row() has in the store. */
+  private readonly stored = new WeakMap<ErrandRow, string>();
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly counts: TypeCounts,
+  ) {
     super(db);
-    this.insert = db.prepare<
+    this.insertStmt = db.prepare<
       unknown,
-      [string, string, string, string, number, string, string | null, number, number | null]
+      [
+        string,
+        string,
+        string,
+        string,
+        number,
+        string,
+        string | null,
+        number,
+        number | null,
+        string | null,
+      ]
     >(
-      `INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at,
+         pipeline)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    // One atomic statement on the errands_claim index: no two claims can take the same row.
     // The next errand of a type: the highest priority, then the oldest, on the errands_claim
-    // index; none while the type is paused or has `concurrency` errands active (type_counts is
-    // kept by triggers, so that count is one seek). Taken with claimById in the same
-    // synchronous write on the only write connection, so no other claim runs in between; two
-    // statements cost a fifth of one UPDATE … WHERE id = (SELECT …) RETURNING.
-    this.claimCandidate = db.prepare<{ id: string }, [string]>(
+    // index; none while the type is paused or has `concurrency` errands active (?2, the count
+    // as of the open group). Taken with claimById in the same synchronous write on the only
+    // write connection, so no other claim runs in between; two statements cost a fifth of one
+    // UPDATE … WHERE id = (SELECT …) RETURNING.
+    this.candidate = db.prepare<{ id: string }, [string, number]>(
       `SELECT id FROM errands
         WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
           AND NOT EXISTS (
-            SELECT 1 FROM types
-             WHERE types.type = ?1
-               AND (paused = 1 OR concurrency <= coalesce(
-                     (SELECT count FROM type_counts
-                       WHERE type_counts.type = ?1 AND status = 'active'), 0)))
+            SELECT 1 FROM types WHERE types.type = ?1 AND (paused = 1 OR concurrency <= ?2))
         ORDER BY priority DESC, created, id LIMIT 1`,
     );
     this.claimById = db.prepare<unknown, [number, string]>(
@@ -129,7 +166,7 @@ export class ErrandWrites extends ErrandReads {
                                  THEN ?1 + json_extract(options, '$.heartbeat') * 1000 END
        WHERE id = ?2`,
     );
-    this.save = db.prepare<
+    this.saveStmt = db.prepare<
       unknown,
       [
         string,
@@ -149,13 +186,16 @@ export class ErrandWrites extends ErrandReads {
          completed = ?, finished = ?, ttl_deadline = ?, run_at = ?, heartbeat_deadline = ?
        WHERE id = ?`,
     );
+    this.removeStmt = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
+    this.unblockStmt = db.prepare<unknown, [string]>(
+      "UPDATE errands SET status = 'inactive' WHERE id = ? AND status = 'blocked'",
+    );
     this.touch = db.prepare<unknown, [number, string]>(
       "UPDATE errands SET heartbeat_deadline = ? WHERE id = ?",
     );
     this.uncountAttempt = db.prepare<unknown, [string]>(
       "UPDATE errands SET attempts = attempts - 1 WHERE id = ?",
     );
-    this.remove = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
     this.removeLogs = db.prepare<unknown, [string]>("DELETE FROM errand_logs WHERE errand_id = ?");
     this.appendLog = db.prepare<unknown, [string, string, string, number]>(
       "INSERT INTO errand_logs (errand_id, severity, message, timestamp) VALUES (?, ?, ?, ?)",
@@ -184,6 +224,79 @@ export class ErrandWrites extends ErrandReads {
     this.due = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?",
     );
+  }
+
+  /** The errand, read to be changed: save() and remove() take only rows read here. */
+  row(id: string): ErrandRow | null {
+    const row = this.get.get(id);
+    if (row) this.stored.set(row, row.status);
+    return row;
+  }
+
+  insert(row: ErrandRow): void {
+    this.insertStmt.run(
+      row.id,
+      row.name,
+      row.type,
+      row.status,
+      row.priority,
+      row.options,
+      row.data,
+      row.created,
+      row.run_at,
+      row.pipeline,
+    );
+    this.counts.added(row.type, row.status);
+    this.stored.set(row, row.status);
+  }
+
+  /** Claims the next errand of `type` (see candidate above); its id, or null when none. */
+  claim(type: string, now: number): string | null {
+    const next = this.candidate.get(type, this.counts.count(type, "active"));
+    if (!next) return null;
+    this.claimById.run(now, next.id);
+    this.counts.moved(type, "inactive", "active");
+    return next.id;
+  }
+
+  /** Writes the row's status, progress, results, times and deadlines back. */
+  save(row: ErrandRow): void {
+    const before = this.storedStatus(row);
+    this.saveStmt.run(
+      row.status,
+      row.progress,
+      row.results,
+      row.started,
+      row.failed,
+      row.completed,
+      row.finished,
+      row.ttl_deadline,
+      row.run_at,
+      row.heartbeat_deadline,
+      row.id,
+    );
+    this.counts.moved(row.type, before, row.status);
+    this.stored.set(row, row.status);
+  }
+
+  /** Deletes the errand row (its logs are removeLogs'). */
+  remove(row: ErrandRow): void {
+    const before = this.storedStatus(row);
+    if (this.removeStmt.run(row.id).changes > 0) this.counts.removed(row.type, before);
+    this.stored.delete(row);
+  }
+
+  /** Queues a blocked errand whose dependencies have all completed. */
+  unblock(row: ErrandRow): void {
+    if (this.unblockStmt.run(row.id).changes === 0) return;
+    this.counts.moved(row.type, "blocked", "inactive");
+    row.status = "inactive";
+  }
+
+  private storedStatus(row: ErrandRow): string {
+    const status = this.stored.get(row);
+    if (status === undefined) throw new Error(`errand ${row.id} was not read with row()`);
+    return status;
   }
 
   /**

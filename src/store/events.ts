@@ -16,7 +16,13 @@ export class EventWrites {
     this.insert = db.prepare<unknown, [string, number, string]>(
       "INSERT INTO events (event, created, payload) VALUES (?, ?, ?)",
     );
-    this.prune = db.prepare<unknown, [number]>("DELETE FROM events WHERE created < ?");
+    // Ids grow with time: the events to drop are those before the first one recorded at or
+    // after the cutoff, found by walking from the oldest, which are the rows deleted anyway.
+    this.prune = db.prepare<unknown, [number]>(
+      `DELETE FROM events WHERE id < coalesce(
+         (SELECT id FROM events WHERE created >= ? ORDER BY id LIMIT 1),
+         (SELECT max(id) + 1 FROM events))`,
+    );
   }
 }
 

@@ -70,12 +70,10 @@ export class PipelineReads {
 /** The statements that change pipelines, on the write connection. */
 export class PipelineWrites extends PipelineReads {
   readonly insert;
-  readonly insertErrand;
   readonly insertDependency;
   readonly setStatus;
   readonly progress;
   readonly unblockable;
-  readonly unblock;
   readonly errandIds;
   readonly removeDependencies;
   readonly remove;
@@ -85,13 +83,6 @@ export class PipelineWrites extends PipelineReads {
     this.insert = db.prepare<unknown, [string, string, number, string, number]>(
       `INSERT INTO pipelines (id, name, delete_on_completed, status, started)
        VALUES (?, ?, ?, ?, ?)`,
-    );
-    this.insertErrand = db.prepare<
-      unknown,
-      [string, string, string, string, number, string, string | null, number, string]
-    >(
-      `INSERT INTO errands (id, name, type, status, priority, options, data, created, pipeline)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // Repeated edges are dropped before this (graph.ts): the unique index would refuse them.
     this.insertDependency = db.prepare<unknown, [string, number, string, string]>(
@@ -126,9 +117,6 @@ export class PipelineWrites extends PipelineReads {
                   AND (SELECT status FROM errands WHERE id = f.depends_on) <> 'completed'
                 ORDER BY f.depends_on DESC LIMIT 1) IS NULL
         ORDER BY t.id`,
-    );
-    this.unblock = db.prepare<unknown, [string]>(
-      "UPDATE errands SET status = 'inactive' WHERE id = ? AND status = 'blocked'",
     );
     this.errandIds = db.prepare<{ id: string }, [string]>(
       "SELECT id FROM errands WHERE pipeline = CAST(? AS TEXT) ORDER BY id",

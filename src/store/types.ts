@@ -25,9 +25,23 @@ export class TypeReads {
     this.counts = db.prepare<CountRow, []>(
       "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
     );
+    // On the errands_claim index (type, priority DESC, created, id): walk the type's distinct
+    // waiting priorities, one seek each, and take the oldest `created` of each. CAST: see the
+    // head of errands.ts.
     this.oldestWaiting = db.prepare<{ created: number | null }, [string]>(
-      // CAST: see the head of errands.ts.
-      "SELECT min(created) AS created FROM errands WHERE type = CAST(? AS TEXT) AND status = 'inactive'",
+      `WITH RECURSIVE level (priority) AS (
+         SELECT max(priority) FROM errands
+          WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
+         UNION ALL
+         SELECT (SELECT max(priority) FROM errands
+                  WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
+                    AND priority < level.priority)
+           FROM level WHERE level.priority IS NOT NULL
+       )
+       SELECT min((SELECT min(created) FROM errands
+                    WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
+                      AND priority = level.priority)) AS created
+         FROM level WHERE level.priority IS NOT NULL`,
     );
   }
 }
