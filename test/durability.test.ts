@@ -2,7 +2,9 @@
 
 import { describe, expect, test } from "bun:test";
 import { StorageUnavailable } from "../src/errors.ts";
-import { appsPerTest, type TestApp } from "./harness.ts";
+import { Store } from "../src/store/db.ts";
+import { appsPerTest, type TestApp, tempDir } from "./harness.ts";
+import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
 
@@ -63,6 +65,32 @@ describe("group commit", () => {
     expect(good.status).toBe(200);
     expect(count(a)).toBe(1);
     expect(await counts(a)).toEqual({ t: { inactive: 1 } });
+  });
+
+  test("while a commit is syncing, later writes gather in one group, committed when it ends", async () => {
+    const held: Array<() => void> = [];
+    const store = new Store(`${tempDir()}/held.sqlite`, {
+      sync: "full",
+      flush: () => new Promise<void>((resolve) => held.push(resolve)),
+    });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const first = store.write(() => "first");
+    await turn();
+    expect([store.commits, held.length]).toEqual([1, 1]); // committed, its sync in flight
+    // Writes of three later turns: none commits while that sync runs.
+    const later: Promise<string>[] = [];
+    for (const name of ["a", "b", "c"]) {
+      later.push(store.write(() => name));
+      await turn();
+    }
+    expect(store.commits).toBe(1);
+    held[0]?.();
+    expect(await first).toBe("first");
+    await eventually(() => held.length === 2);
+    expect([store.commits, store.committedWrites]).toEqual([2, 4]);
+    held[1]?.();
+    expect(await Promise.all(later)).toEqual(["a", "b", "c"]);
+    await store.close();
   });
 
   test("a failed commit answers 503 to every request of its group and changes nothing", async () => {

@@ -8,8 +8,10 @@
 // Durability: SQLite runs WAL with synchronous=NORMAL, so COMMIT itself writes the WAL without
 // waiting for the disk; with ERRANDS_SYNC=full the store then fsyncs the WAL file on libuv's
 // thread pool and only then answers the group. The event loop goes on serving (and gathering
-// the next group) while the disk syncs, instead of blocking in SQLite's own fsync. Groups are
-// answered in commit order, so events are published in id order.
+// the next group) while the disk syncs, instead of blocking in SQLite's own fsync; the next
+// group commits when that sync ends, so one fsync is in flight at a time and each covers every
+// write that arrived meanwhile. Groups are answered in commit order, so events are published in
+// id order.
 
 import { Database, type Statement } from "bun:sqlite";
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
@@ -61,10 +63,14 @@ export class Store {
   >;
   committedWrites = 0;
 
+  /** Flushes a file to disk: fsync on libuv's thread pool (tests may hold it back). */
+  private readonly flush: (fd: number) => Promise<void>;
+
   constructor(
     readonly path: string,
-    options: { sync?: SyncMode } = {},
+    options: { sync?: SyncMode; flush?: (fd: number) => Promise<void> } = {},
   ) {
+    this.flush = options.flush ?? fsyncOffThread;
     mkdirSync(dirname(path), { recursive: true });
     this.writer = new Database(path, { create: true, strict: true });
     this.writer.run("PRAGMA journal_mode = WAL");
@@ -98,7 +104,9 @@ export class Store {
       if (this.group === null) {
         this.tx.begin.run();
         this.group = [];
-        setImmediate(() => this.commit());
+        // While a commit is being synced, the group stays open and gathers more writes: the
+        // end of that sync commits it (one fsync in flight, each covering more writes).
+        if (this.syncing === 0) setImmediate(() => this.commit());
       }
     } catch (error) {
       return Promise.reject(new StorageUnavailable(describe(error)));
@@ -164,16 +172,14 @@ export class Store {
       } finally {
         this.syncing--;
       }
+      if (this.syncing === 0) this.commit();
     })();
   }
 
   /** Flushes the WAL file to disk off the event loop. */
   private syncWal(): Promise<void> {
     this.walFd ??= openSync(`${this.path}-wal`, "r");
-    const fd = this.walFd;
-    return new Promise((resolve, reject) =>
-      fsync(fd, (error) => (error ? reject(error) : resolve())),
-    );
+    return this.flush(this.walFd);
   }
 
   get isOpen(): boolean {
@@ -229,6 +235,12 @@ function answer(group: Member[]): void {
     }
     member.resolve();
   }
+}
+
+function fsyncOffThread(fd: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fsync(fd, (error) => (error ? reject(error) : resolve())),
+  );
 }
 
 function describe(error: unknown): string {
