@@ -22,6 +22,7 @@ import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
 import type { Store } from "./store/db.ts";
+import { ErrandReads, ErrandWrites } from "./store/errands.ts";
 import { EventWrites } from "./store/events.ts";
 import { StoreStats } from "./store/stats.ts";
 import { typeRoutes } from "./types/routes.ts";
@@ -43,9 +44,22 @@ export function createApp(deps: AppDeps) {
   const logger = deps.logger ?? silentLogger;
   const bus = new EventBus(new EventWrites(store.writer), () => clock.now());
   const keys = new IdempotencyKeys(store, clock);
-  const pipelines = new PipelineService({ store, clock, bus, maxLogs: config.maxLogs, keys });
+  // One set for both services: the rows ErrandWrites reads for a change are the ones it saves.
+  const errandSql = {
+    writes: new ErrandWrites(store.writer, store.counts),
+    reads: new ErrandReads(store.reader),
+  };
+  const pipelines = new PipelineService({
+    store,
+    errandSql,
+    clock,
+    bus,
+    maxLogs: config.maxLogs,
+    keys,
+  });
   const errands = new ErrandService({
     store,
+    errandSql,
     clock,
     bus,
     maxLogs: config.maxLogs,
@@ -74,7 +88,7 @@ export function createApp(deps: AppDeps) {
     (performance.now() - (arrived.get(request) ?? performance.now())) / 1000;
 
   const waiters = new Waiters(errands, bus);
-  const types = new TypeService(store, clock, (type) => waiters.serve(type));
+  const types = new TypeService(store, stats, clock, (type) => waiters.serve(type));
   const streams = new EventStreams(store, bus, {
     keepAliveMs: config.keepAliveMs,
     maxStreams: config.maxStreams,

@@ -5,7 +5,13 @@ import type { Clock } from "../clock.ts";
 import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus, EventName } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
-import { ErrandReads, type ErrandRow, ErrandWrites, newErrandRow } from "../store/errands.ts";
+import {
+  type ErrandReads,
+  type ErrandRow,
+  type ErrandSql,
+  type ErrandWrites,
+  newErrandRow,
+} from "../store/errands.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
 import {
   type Errand,
@@ -18,6 +24,7 @@ import {
 
 export interface ErrandServiceDeps {
   store: Store;
+  errandSql: ErrandSql;
   clock: Clock;
   bus: EventBus;
   maxLogs: number;
@@ -62,8 +69,8 @@ export class ErrandService {
     this.onExpired = deps.onExpired ?? (() => {});
     this.pipelines = deps.pipelines;
     this.keys = deps.keys;
-    this.w = new ErrandWrites(deps.store.writer, deps.store.counts);
-    this.r = new ErrandReads(deps.store.reader);
+    this.w = deps.errandSql.writes;
+    this.r = deps.errandSql.reads;
   }
 
   /** Creates an errand; with an idempotency key, a repeat answers the first result. */

@@ -7,13 +7,20 @@ import type { Errand, Log } from "../errands/model.ts";
 import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Store, Tx } from "../store/db.ts";
-import { ErrandReads, type ErrandRow, ErrandWrites, newErrandRow } from "../store/errands.ts";
+import {
+  type ErrandReads,
+  type ErrandRow,
+  type ErrandSql,
+  type ErrandWrites,
+  newErrandRow,
+} from "../store/errands.ts";
 import { PipelineReads, type PipelineRow, PipelineWrites } from "../store/pipelines.ts";
 import { validatePipeline } from "./graph.ts";
 import type { Pipeline, PipelineSpec, PipelineStatus } from "./model.ts";
 
 export interface PipelineServiceDeps {
   store: Store;
+  errandSql: ErrandSql;
   clock: Clock;
   bus: EventBus;
   maxLogs: number;
@@ -40,8 +47,8 @@ export class PipelineService implements PipelineHooks {
     this.keys = deps.keys;
     this.w = new PipelineWrites(deps.store.writer);
     this.r = new PipelineReads(deps.store.reader);
-    this.errandsW = new ErrandWrites(deps.store.writer, deps.store.counts);
-    this.errandsR = new ErrandReads(deps.store.reader);
+    this.errandsW = deps.errandSql.writes;
+    this.errandsR = deps.errandSql.reads;
   }
 
   /** Checks the spec only; throws BadInput naming the first problem. */

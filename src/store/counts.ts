@@ -1,7 +1,7 @@
 // Errands per type and status, kept by the writes that change them.
 //
-// Every insert, status change and delete of an errand goes through ErrandWrites or
-// PipelineWrites, which report it here. The changes of the open write group are held in
+// Every insert, status change and delete of an errand goes through ErrandWrites, which
+// reports it here. The changes of the open write group are held in
 // memory and written to type_counts in that group's transaction, just before its COMMIT: one
 // upsert per type and status the group touched, instead of trigger statements on every row.
 // A write rolled back to its savepoint takes its changes back; a group that fails to commit

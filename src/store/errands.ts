@@ -94,6 +94,12 @@ export class ErrandReads {
   }
 }
 
+/** The errand statements of both connections, prepared once per store and shared. */
+export interface ErrandSql {
+  writes: ErrandWrites;
+  reads: ErrandReads;
+}
+
 /**
  * The statements that change errands, on the write connection. Inserts, status changes and
  * deletes go through the methods here, which keep the per-type counts (counts.ts); a row is

@@ -17,8 +17,8 @@ export class StoreStats {
 
   constructor(private readonly store: Store) {
     this.ping = store.reader.prepare("SELECT EXISTS (SELECT 1 FROM errands) AS any");
-    // type_counts is kept by triggers on errands: one row per type and status, whatever the
-    // store holds.
+    // type_counts is kept with every commit (counts.ts): one row per type and status, whatever
+    // the store holds.
     this.depth = store.reader.prepare(
       "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
     );

@@ -8,23 +8,12 @@ export interface TypeRow {
   concurrency: number | null;
 }
 
-export interface CountRow {
-  type: string;
-  status: string;
-  count: number;
-}
-
 export class TypeReads {
   readonly controls;
-  readonly counts;
   readonly oldestWaiting;
 
   constructor(db: Database) {
     this.controls = db.prepare<TypeRow, []>("SELECT type, paused, concurrency FROM types");
-    // Kept by triggers on errands: as many rows as types × statuses, whatever the store holds.
-    this.counts = db.prepare<CountRow, []>(
-      "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
-    );
     // On the errands_claim index (type, priority DESC, created, id): walk the type's distinct
     // waiting priorities, one seek each, and take the oldest `created` of each. CAST: see the
     // head of errands.ts.

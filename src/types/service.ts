@@ -2,6 +2,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Store } from "../store/db.ts";
+import type { StoreStats } from "../store/stats.ts";
 import { TypeReads, TypeWrites } from "../store/types.ts";
 import type { TypeControls, TypeSummary } from "./model.ts";
 
@@ -11,6 +12,8 @@ export class TypeService {
 
   constructor(
     private readonly store: Store,
+    /** Counts by type and status (the same rows as queue depth in the metrics). */
+    private readonly stats: StoreStats,
     private readonly clock: Clock,
     /** Told when a type may have become claimable (unpaused, more concurrency). */
     private readonly onChange: (type: string) => void = () => {},
@@ -30,7 +33,9 @@ export class TypeService {
       }
       return summary;
     };
-    for (const row of this.r.counts.all()) entry(row.type).counts[row.status] = row.count;
+    for (const row of this.stats.countByTypeAndStatus()) {
+      entry(row.type).counts[row.status] = row.count;
+    }
     for (const row of this.r.controls.all()) {
       const summary = entry(row.type);
       summary.paused = row.paused === 1;
