@@ -209,6 +209,20 @@ describe("create", () => {
     app.close();
   });
 
+  test("empty data and empty results are omitted, as v1", async () => {
+    const app = makeApp();
+    const created = await create(app, { type: "empty", data: {} });
+    expect(created).not.toHaveProperty("data");
+    expect((await app.call("POST", "/v1/errands/process/empty")).body.results).not.toHaveProperty(
+      "data",
+    );
+    const done = await app.call("PUT", `/v1/errand/${created.id}/completed`, { results: {} });
+    expect(done.body.results.status).toBe("completed");
+    expect(done.body.results).not.toHaveProperty("results");
+    expect(await get(app, created.id)).not.toHaveProperty("results");
+    app.close();
+  });
+
   test("options and data that are set are kept", async () => {
     const app = makeApp();
     const options = { ttl: 60, retries: 2, priority: 500, deleteOnCompleted: true };
@@ -237,6 +251,24 @@ describe("create", () => {
     });
     expectError(refused, 400, /options\.ttl/);
     expect((await create(app, { options: { ttl: 1 } })).options.ttl).toBe(1);
+    app.close();
+  });
+
+  test("any positive ttl is accepted, as v1 clients send; one past every date never expires", async () => {
+    const app = makeApp();
+    const elevenYears = await active(app, { options: { ttl: 6_000_000 } });
+    const never = await active(app, { options: { ttl: 1e300 } });
+    expect(elevenYears.options.ttl).toBe(6_000_000);
+    expect(never.options.ttl).toBe(1e300);
+    app.clock.advance(6_000_000 * 60_000 - 1);
+    await app.sweep();
+    expect((await get(app, elevenYears.id)).status).toBe("active");
+    app.clock.advance(1);
+    await app.sweep();
+    expect((await get(app, elevenYears.id)).status).toBe("failed");
+    app.clock.advance(1000 * 365 * 24 * 3_600_000);
+    await app.sweep();
+    expect((await get(app, never.id)).status).toBe("active");
     app.close();
   });
 
@@ -480,7 +512,9 @@ describe("failed", () => {
       expect(claimed.body.results.attempts).toBe(attempt);
       const failed = await app.call("PUT", `/v1/errand/${id}/failed`, { reason: `try ${attempt}` });
       expect(failed.body.results.progress).toBe(0);
+      expect(failed.body.results.failed).toBe(app.clock.now());
       statuses.push(failed.body.results.status);
+      app.clock.advance(1000);
     }
     expect(statuses).toEqual(["inactive", "inactive", "failed"]);
     expect((await app.call("POST", "/v1/errands/process/flaky")).status).toBe(404);

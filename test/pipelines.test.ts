@@ -324,9 +324,11 @@ describe("reading and deleting", () => {
     const a = app();
     for (const method of ["GET", "DELETE"]) {
       for (const slash of ["", "/"]) {
-        const answer = await a.call(method, `/v1/pipeline/nope${slash}`);
-        expect(answer.status).toBe(404);
-        expect(answer.body.status).toBe("not_found");
+        for (const id of ["nope", "x".repeat(300)]) {
+          const answer = await a.call(method, `/v1/pipeline/${id}${slash}`);
+          expect(answer.status).toBe(404);
+          expect(answer.body.status).toBe("not_found");
+        }
       }
     }
   });

@@ -273,6 +273,21 @@ describe("backoff", () => {
     expect(waits).toEqual([1_000_000, 2_000_000, 3_600_000]);
   });
 
+  test("a fixed delay may exceed the hour; an exponential one longer than it is capped", async () => {
+    const a = app();
+    const waits: number[] = [];
+    for (const type of ["fixed", "exponential"]) {
+      const e = await create(a, { retries: 1, backoff: { type, delay: 7_200_000 } });
+      await claim(a);
+      await a.call("PUT", `/v1/errand/${e.id}/failed`, { reason: "x" });
+      const row = a.store.reader.query("SELECT run_at FROM errands WHERE id = ?").get(e.id) as {
+        run_at: number;
+      };
+      waits.push(row.run_at - a.clock.now());
+    }
+    expect(waits).toEqual([7_200_000, 3_600_000]);
+  });
+
   test("without backoff a re-queued errand is inactive at once (v1)", async () => {
     const a = app();
     const e = await create(a, { retries: 1 });

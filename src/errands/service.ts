@@ -446,7 +446,8 @@ export class ErrandService {
     if (status === "active") {
       row.started ??= now;
       const ttl = parseOptions(row).ttl ?? 0;
-      row.ttl_deadline = ttl > 0 ? now + ttl * 60_000 : null;
+      // Any positive ttl is accepted (v1): one beyond the safe integers means never.
+      row.ttl_deadline = ttl > 0 ? Math.min(now + ttl * 60_000, Number.MAX_SAFE_INTEGER) : null;
     } else {
       row.ttl_deadline = null;
     }
@@ -584,8 +585,9 @@ export function toErrand(row: ErrandRow, sql: ErrandReads, knownLogs?: Log[]): E
     progress: row.progress,
     attempts: row.attempts,
   };
-  if (row.data !== null) errand.data = JSON.parse(row.data);
-  if (row.results !== null) errand.results = JSON.parse(row.results);
+  // Stored as JSON.stringify wrote them: an empty object is exactly "{}" (omitted, as v1).
+  if (row.data !== null && row.data !== "{}") errand.data = JSON.parse(row.data);
+  if (row.results !== null && row.results !== "{}") errand.results = JSON.parse(row.results);
   if (row.started) errand.started = row.started;
   if (row.failed) errand.failed = row.failed;
   if (row.completed) errand.completed = row.completed;

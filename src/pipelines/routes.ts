@@ -6,7 +6,7 @@ import { BadInput } from "../errors.ts";
 import { DryRun, Pipeline, PipelineNotFound, PipelineSpec, PipelineStatus } from "./model.ts";
 import type { PipelineService } from "./service.ts";
 
-const Id = t.Object({ id: t.String({ maxLength: 64 }) });
+const Id = t.Object({ id: t.String() });
 
 /** Go's strconv.ParseBool, which v1 used for ?dryRun. */
 const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);

@@ -167,7 +167,8 @@ export class ErrandWrites extends ErrandReads {
          SET status = 'active', started = ?1, attempts = attempts + 1, progress = 0,
              finished = NULL,
              ttl_deadline = CASE WHEN json_extract(options, '$.ttl') > 0
-                                 THEN ?1 + json_extract(options, '$.ttl') * 60000 END,
+                                 THEN min(?1 + json_extract(options, '$.ttl') * 60000,
+                                          9007199254740991) END,
              heartbeat_deadline = CASE WHEN json_extract(options, '$.heartbeat') > 0
                                  THEN ?1 + json_extract(options, '$.heartbeat') * 1000 END
        WHERE id = ?2`,
