@@ -54,12 +54,14 @@ export function makeApp(
     env?: Record<string, string>;
     /** Settings no environment variable reaches (keep-alive period, stream buffer). */
     tune?: Partial<Config>;
+    /** Stands in for the fsync of each commit (to hold one back). */
+    flush?: (fd: number) => Promise<void>;
   } = {},
 ): TestApp {
   const dir = options.dir ?? tempDir();
   const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
-  const store = new Store(config.storage, { sync: config.sync });
+  const store = new Store(config.storage, { sync: config.sync, flush: options.flush });
   const built = createApp({ store, clock, config });
   const call = async (
     method: string,

@@ -92,6 +92,28 @@ describe("long-poll claim", () => {
     expect(answers.map((x) => x.name)).toEqual(["first", "second", "third"]);
   });
 
+  test("a claim that comes to wait while an errand is being synced queues behind older waiters", async () => {
+    let hold = false;
+    const held: Array<() => void> = [];
+    const a = app({
+      env: { ERRANDS_SYNC: "full" },
+      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    });
+    const first = claim(a, "fifo", 30);
+    await eventually(() => a.waiters.count === 1);
+    hold = true;
+    const created = a.call("POST", "/v1/errands/", { name: "only", type: "fifo" });
+    // Committed, not yet on disk: the first waiter has not been told of it.
+    await eventually(() => held.length === 1);
+    const second = claim(a, "fifo", 0.2);
+    await eventually(() => a.waiters.count === 2);
+    hold = false;
+    held[0]?.();
+    expect((await created).status).toBe(200);
+    expect((await first).body.results.name).toBe("only");
+    expect((await second).status).toBe(404);
+  });
+
   test("100 waiters and 100 creates: each errand goes to exactly one waiter", async () => {
     const a = app();
     const pending = Array.from({ length: 100 }, () => claim(a, "many", 30));

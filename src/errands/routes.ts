@@ -60,7 +60,9 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     signal: () => AbortSignal,
   ) => {
     if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
-    const now = errands.claimNow(type);
+    // A claim that would wait queues behind those already waiting, first come, first served,
+    // even when an errand is there for them but not yet announced (its commit still syncing).
+    const now = wait !== undefined && waiters.has(type) ? null : errands.claimNow(type);
     const errand = now
       ? await now
       : wait === undefined

@@ -38,6 +38,11 @@ export class Waiters {
     });
   }
 
+  /** Whether anyone waits for an errand of `type`. */
+  has(type: string): boolean {
+    return this.byType.has(type);
+  }
+
   get count(): number {
     let n = 0;
     for (const queue of this.byType.values()) n += queue.length;
