@@ -1,6 +1,8 @@
 // Claiming errands (SPEC §3 "process"): order, what a claim changes, and concurrent claims.
 
+import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
+import { ErrandWrites } from "../src/store/errands.ts";
 import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);
@@ -171,6 +173,49 @@ describe("concurrent claims", () => {
     expect(none).toHaveLength(20);
     expect(new Set(ok.map((a) => a.body.results.id)).size).toBe(30);
     for (const a of none) expect(a.body.message).toBe("No jobs");
+    app.close();
+  });
+});
+
+describe("cost", () => {
+  /** The plan SQLite runs a statement by, as last bound: one line per step. */
+  function planOf(app: TestApp, statement: Statement): string[] {
+    return app.store.writer
+      .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
+      .all()
+      .map((row) => row.detail);
+  }
+
+  test("claims, expiry, schedules and clear read an index of errands, never the whole table", async () => {
+    const app = makeApp();
+    const specs = Array.from({ length: 200 }, (_, i) => ({
+      name: `e${i}`,
+      type: `t${i % 4}`,
+      options: { ttl: 5, heartbeat: 30, priority: i % 3 },
+    }));
+    await app.call("POST", "/v1/errands/batch", { errands: specs });
+    await claim(app, "t1");
+    app.store.writer.run("ANALYZE");
+    const sql = new ErrandWrites(app.store.writer, app.store.counts);
+    const { candidate } = sql as unknown as { candidate: Statement };
+    const now = app.clock.now();
+    candidate.get("t2", 0);
+    sql.overdue.all(now, 100);
+    sql.silent.all(now, 100);
+    sql.due.all(now, 100);
+    sql.finishedBefore.all(now);
+    const plans: Array<[Statement, string]> = [
+      [candidate, "errands_claim"],
+      [sql.overdue, "errands_ttl"],
+      [sql.silent, "errands_heartbeat"],
+      [sql.due, "errands_due"],
+      [sql.finishedBefore, "errands_finished"],
+    ];
+    for (const [statement, index] of plans) {
+      const plan = planOf(app, statement);
+      expect(plan.some((step) => step.includes(`INDEX ${index}`))).toBe(true);
+      expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
+    }
     app.close();
   });
 });

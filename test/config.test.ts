@@ -89,6 +89,51 @@ describe("other settings", () => {
     }
   });
 
+  test("defaults: 1 MiB bodies, full sync, 24 h of events, info logs, metrics behind the token", () => {
+    const config = loadConfig({});
+    expect(config.maxBody).toBe(1024 * 1024);
+    expect(config.sync).toBe("full");
+    expect(config.eventRetentionMs).toBe(86_400_000);
+    expect(config.logLevel).toBe("info");
+    expect(config.metricsPublic).toBe(false);
+    expect(config.corsOrigins).toBe("*");
+    expect(config.tokens).toEqual([]);
+    // SPEC: keep-alive every 15 s; TTL and heartbeats checked at least every 5 s.
+    expect(config.keepAliveMs).toBe(15_000);
+    expect(config.sweepIntervalMs).toBeLessThanOrEqual(5000);
+  });
+
+  test("each setting's values are read, and a bad one is refused", () => {
+    const read = loadConfig({
+      ERRANDS_MAX_BODY: "2MiB",
+      ERRANDS_SYNC: "NORMAL",
+      ERRANDS_EVENT_RETENTION: "1h30m",
+      ERRANDS_LOG_LEVEL: "warn",
+      ERRANDS_METRICS_PUBLIC: "true",
+      ERRANDS_CORS_ORIGINS: "https://a.example, https://b.example",
+      ERRANDS_TOKEN: "one,two",
+    });
+    expect(read.maxBody).toBe(2 * 1024 * 1024);
+    expect(read.sync).toBe("normal");
+    expect(read.eventRetentionMs).toBe(5_400_000);
+    expect(read.logLevel).toBe("warn");
+    expect(read.metricsPublic).toBe(true);
+    expect(read.corsOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(read.tokens).toEqual(["one", "two"]);
+    for (const [name, bad] of [
+      ["ERRANDS_MAX_BODY", "lots"],
+      ["ERRANDS_MAX_BODY", "100"],
+      ["ERRANDS_SYNC", "sometimes"],
+      ["ERRANDS_EVENT_RETENTION", "1 day"],
+      ["ERRANDS_EVENT_RETENTION", "10ms"],
+      ["ERRANDS_LOG_LEVEL", "loud"],
+      ["ERRANDS_METRICS_PUBLIC", "yes"],
+      ["ERRANDS_MAX_STREAMS", "0"],
+    ] as const) {
+      expect(() => loadConfig({ [name]: bad })).toThrow(ConfigError);
+    }
+  });
+
   test("an unknown flag is refused", () => {
     expect(() => loadConfig({}, parseFlags(["--colour", "red"]).flags)).toThrow(ConfigError);
   });

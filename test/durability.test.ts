@@ -1,5 +1,6 @@
 // Group commit, batch create, complete-and-claim-next, and what a 2xx promises.
 
+import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { StorageUnavailable } from "../src/errors.ts";
 import { Store } from "../src/store/db.ts";
@@ -20,6 +21,15 @@ const counts = async (a: TestApp) =>
   );
 
 describe("group commit", () => {
+  test("the database is in WAL mode, and stays so when reopened", async () => {
+    const a = app();
+    const mode = () => a.store.writer.query("PRAGMA journal_mode").get();
+    expect(mode()).toEqual({ journal_mode: "wal" });
+    const file = new Database(a.store.path, { readonly: true });
+    expect(file.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    file.close();
+  });
+
   test("writes of requests that arrive together share one commit", async () => {
     const a = app();
     const before = a.store.commits;

@@ -364,12 +364,84 @@ describe("get and list", () => {
     app.close();
   });
 
+  test("the whole list streams as one JSON answer, also past its first page of rows", async () => {
+    const app = makeApp();
+    const ids: string[] = [];
+    for (let batch = 0; batch < 3; batch++) {
+      const specs = Array.from({ length: 450 }, (_, i) => ({
+        name: `n${batch}-${i}`,
+        type: i % 3 === 0 ? "third" : "rest",
+      }));
+      const made = await app.call("POST", "/v1/errands/batch", { errands: specs });
+      ids.push(...made.body.results.map((e: { id: string }) => e.id));
+    }
+    const all = await app.call("GET", "/v1/errands/");
+    expect(all.headers.get("content-type")).toStartWith("application/json");
+    expect(all.body.results.map((e: { id: string }) => e.id)).toEqual(ids);
+    const third = await app.call("GET", "/v1/errands/list/type/third");
+    expect(third.headers.get("content-type")).toStartWith("application/json");
+    expect(third.body.results.length).toBe(450);
+    app.close();
+  });
+
   test("list by a key other than status or type is 400 naming the key", async () => {
     const app = makeApp();
     await create(app);
     for (const key of ["name", "id", "priority", "STATUS"]) {
       expectError(await app.call("GET", `/v1/errands/list/${key}/work`), 400, /key/);
     }
+    app.close();
+  });
+});
+
+describe("paging", () => {
+  const idsOf = (answer: Answer) => answer.body.results.map((e: { id: string }) => e.id);
+
+  test("?limit answers a page in creation order and next, the ?after of the following page", async () => {
+    const app = makeApp();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await create(app, { name: `e${i}` })).id);
+    const first = await app.call("GET", "/v1/errands/?limit=2");
+    expect(first.status).toBe(200);
+    expect(first.body.status).toBe("OK");
+    expect(idsOf(first)).toEqual(ids.slice(0, 2));
+    expect(first.body.next).toBe(ids[1]);
+    const second = await app.call("GET", `/v1/errands/?limit=2&after=${first.body.next}`);
+    expect(idsOf(second)).toEqual(ids.slice(2, 4));
+    const last = await app.call("GET", `/v1/errands/?limit=2&after=${second.body.next}`);
+    expect(idsOf(last)).toEqual(ids.slice(4));
+    expect(last.body.next).toBeNull();
+    // A page that ends exactly at the last errand says so too.
+    expect((await app.call("GET", `/v1/errands/?limit=3&after=${ids[1]}`)).body.next).toBeNull();
+    // ?after alone streams the rest.
+    expect(idsOf(await app.call("GET", `/v1/errands/?after=${ids[2]}`))).toEqual(ids.slice(3));
+    app.close();
+  });
+
+  test("the list by status or type pages the same way, within its matches", async () => {
+    const app = makeApp();
+    const a: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      a.push((await create(app, { type: "a" })).id);
+      await create(app, { type: "b" });
+    }
+    const page = await app.call("GET", "/v1/errands/list/type/a?limit=3");
+    expect(idsOf(page)).toEqual(a.slice(0, 3));
+    const rest = await app.call("GET", `/v1/errands/list/type/a?limit=3&after=${page.body.next}`);
+    expect(idsOf(rest)).toEqual(a.slice(3));
+    expect(rest.body.next).toBeNull();
+    const inactive = await app.call("GET", "/v1/errands/list/status/inactive?limit=5");
+    expect(inactive.body.results).toHaveLength(5);
+    expect(inactive.body.next).not.toBeNull();
+    app.close();
+  });
+
+  test("a limit that is not a whole number from 1 to 10000 is 400 naming it", async () => {
+    const app = makeApp();
+    for (const limit of ["0", "-1", "10001", "two", "1.5"]) {
+      expectError(await app.call("GET", `/v1/errands/?limit=${limit}`), 400, /limit/);
+    }
+    expect((await app.call("GET", "/v1/errands/?limit=10000")).status).toBe(200);
     app.close();
   });
 });

@@ -183,6 +183,24 @@ describe("resume", () => {
     await sse.cancel();
   });
 
+  test("event ids keep increasing across a restart, even after every stored event was pruned", async () => {
+    const a = app({ env: { ERRANDS_EVENT_RETENTION: "1h" } });
+    await create(a);
+    await create(a);
+    a.clock.advance(2 * 3_600_000);
+    await a.sweep();
+    expect(a.store.reader.query("SELECT count(*) AS n FROM events").get()).toEqual({ n: 0 });
+    a.close();
+
+    const b = app({ dir: a.dir, clock: a.clock, env: { ERRANDS_EVENT_RETENTION: "1h" } });
+    const { sse } = await watch(b, "", { "last-event-id": "2" });
+    await create(b, "extract", "after restart");
+    await sse.until(() => sse.events.length === 1);
+    expect(sse.events[0]?.id).toBe(3);
+    expect(sse.frames.some((f) => f.event === "missed")).toBe(false);
+    await sse.cancel();
+  });
+
   test("a client that is up to date is not told it missed anything", async () => {
     const a = app();
     await create(a);

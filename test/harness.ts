@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
+import type { Logger } from "../src/ops/log.ts";
 import { Store } from "../src/store/db.ts";
 
 const dirs: string[] = [];
@@ -56,13 +57,15 @@ export function makeApp(
     tune?: Partial<Config>;
     /** Stands in for the fsync of each commit (to hold one back). */
     flush?: (fd: number) => Promise<void>;
+    /** The operator's log (silent unless given). */
+    logger?: Logger;
   } = {},
 ): TestApp {
   const dir = options.dir ?? tempDir();
   const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
   const store = new Store(config.storage, { sync: config.sync, flush: options.flush });
-  const built = createApp({ store, clock, config });
+  const built = createApp({ store, clock, config, logger: options.logger });
   const call = async (
     method: string,
     path: string,

@@ -73,6 +73,10 @@ describe("long-poll claim", () => {
       );
       expect(res.status).toBe(400);
     }
+    await a.call("POST", "/v1/errands/", { name: "ready", type: "t" });
+    expect((await claim(a, "t", 60)).status).toBe(200);
+    await a.call("POST", "/v1/errands/", { name: "ready", type: "t" });
+    expect((await claim(a, "t", 0.5)).status).toBe(200);
   });
 
   test("waiters are served first come, first served", async () => {

@@ -121,6 +121,35 @@ describe("create", () => {
     expect(p.errands[0].options).toEqual({ ttl: 5, retries: 2, priority: 9 });
   });
 
+  test("values sent for an errand's server-managed fields are ignored", async () => {
+    const a = app();
+    const p = await createPipeline(a, {
+      name: "managed",
+      errands: [
+        {
+          name: "x",
+          type: "t",
+          id: "chosen-id",
+          status: "completed",
+          pipeline: "another",
+          created: 1,
+          attempts: 7,
+          progress: 50,
+          results: { forged: true },
+          logs: [{ severity: "INFO", message: "forged", timestamp: 1 }],
+        },
+      ],
+    });
+    const x = p.errands[0];
+    expect(x.id).not.toBe("chosen-id");
+    expect(x.status).toBe("inactive");
+    expect(x.pipeline).toBe(p.id);
+    expect(x.created).toBe(a.clock.now());
+    expect([x.attempts, x.progress]).toEqual([0, 0]);
+    expect(x).not.toHaveProperty("results");
+    expect(x).not.toHaveProperty("logs");
+  });
+
   test("emits created for the runnable errands only, after the commit", async () => {
     const a = app();
     const events = record(a);

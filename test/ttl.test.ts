@@ -1,6 +1,7 @@
 // TTL expiry (SPEC §3): an active errand past started + ttl minutes is failed by the sweep.
 
 import { afterAll, describe, expect, test } from "bun:test";
+import { createLogger } from "../src/ops/log.ts";
 import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);
@@ -34,6 +35,27 @@ describe("ttl", () => {
       timestamp: app.clock.now(),
     });
     app.close();
+  });
+
+  test("an expiry is one JSON line in the operator's log at info, none at warn", async () => {
+    for (const level of ["info", "warn"] as const) {
+      const lines: Array<Record<string, unknown>> = [];
+      const app = makeApp({
+        logger: createLogger(level, (line) => lines.push(JSON.parse(line))),
+      });
+      const { id, type } = await claimed(app, { ttl: 1 });
+      app.clock.advance(61_000);
+      await app.sweep();
+      const expired = lines.filter((line) => line.msg === "errand expired");
+      if (level === "info") {
+        expect(expired).toEqual([
+          expect.objectContaining({ level: "info", id, type, reason: "TTL Expired" }),
+        ]);
+      } else {
+        expect(expired).toEqual([]);
+      }
+      app.close();
+    }
   });
 
   test("an expired errand with retries left goes back to the queue", async () => {
