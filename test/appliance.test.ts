@@ -139,12 +139,30 @@ describe("bearer tokens", () => {
     expect([401, 404]).toContain(dotted.status);
   });
 
-  test("/health, Swagger UI and the OpenAPI document need no token", async () => {
+  test("only /health needs no token; Swagger UI, its files and document take it as ?token= too", async () => {
     const app = makeApp({ env });
     expect((await app.call("GET", "/health")).status).toBe(200);
-    expect((await app.call("GET", "/swagger")).status).toBe(200);
-    expect((await app.call("GET", "/swagger/json")).status).toBe(200);
-    expect((await app.call("GET", "/swagger/assets/swagger-ui.css")).status).toBe(200);
+    const paths = ["/swagger", "/swagger/", "/swagger/json", "/swagger/assets/swagger-ui.css"];
+    for (const path of paths) {
+      expect((await app.call("GET", path)).status).toBe(401);
+      expect((await app.call("GET", `${path}?token=wrong`)).status).toBe(401);
+      expect((await app.call("GET", `${path}?token=second-token`)).status).toBe(200);
+      const bearer = { authorization: "Bearer first-token" };
+      expect((await app.call("GET", path, undefined, bearer)).status).toBe(200);
+    }
+  });
+
+  test("the Swagger UI page opened with ?token= links its files with it and sends it as a bearer", async () => {
+    const app = makeApp({ env });
+    const page = (await app.call("GET", "/swagger?token=second-token")).body as string;
+    expect(page).toContain('src="swagger/assets/swagger-ui-bundle.js?token=second-token"');
+    expect(page).toContain('href="swagger/assets/swagger-ui.css?token=second-token"');
+    expect(page).toContain('const token = "second-token";');
+    // A token is written into the page so that it cannot end the script element.
+    const open = makeApp();
+    const hostile = (await open.call("GET", "/swagger/?token=%3C%2Fscript%3E%3Cb%3E")).body;
+    expect(hostile).not.toContain("</script><b>");
+    expect(hostile).toContain('href="assets/swagger-ui.css?token=%3C%2Fscript%3E%3Cb%3E"');
   });
 
   test("/metrics needs the token unless ERRANDS_METRICS_PUBLIC=true", async () => {
@@ -372,7 +390,8 @@ describe("OpenAPI document", () => {
 
   test("every operation has a summary, a tag, and a described answer for each status", async () => {
     const app = makeApp({ env: { ERRANDS_TOKEN: "t" } });
-    const doc = (await app.call("GET", "/swagger/json")).body;
+    const doc = (await app.call("GET", "/swagger/json", undefined, { authorization: "Bearer t" }))
+      .body;
     const tags = new Set(doc.tags.map((t: { name: string }) => t.name));
     const paths: Record<string, Record<string, DocOperation>> = doc.paths;
     const shared: Record<string, DocAnswer> = doc.components.responses;
@@ -414,7 +433,8 @@ describe("OpenAPI document", () => {
 
   test("declares the bearer scheme, required by every guarded route when tokens are set", async () => {
     const app = makeApp({ env: { ERRANDS_TOKEN: "t" } });
-    const doc = (await app.call("GET", "/swagger/json")).body;
+    const doc = (await app.call("GET", "/swagger/json", undefined, { authorization: "Bearer t" }))
+      .body;
     expect(doc.components.securitySchemes.bearerAuth).toEqual(
       expect.objectContaining({ type: "http", scheme: "bearer" }),
     );

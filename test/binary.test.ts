@@ -223,7 +223,7 @@ describe.skipIf(chromium === null)("Swagger UI in Debian's headless chromium", (
   });
 
   /** Runs chromium on /swagger with every host but this one made unresolvable. */
-  async function browse(extra: string[]) {
+  async function browse(extra: string[], url = `${server.base}/swagger`) {
     const proc = Bun.spawn(
       [
         chromium ?? "",
@@ -239,7 +239,7 @@ describe.skipIf(chromium === null)("Swagger UI in Debian's headless chromium", (
         "--window-size=1280,1600",
         "--virtual-time-budget=10000",
         ...extra,
-        `${server.base}/swagger`,
+        url,
       ],
       { stdout: "pipe", stderr: "ignore" },
     );
@@ -269,6 +269,24 @@ describe.skipIf(chromium === null)("Swagger UI in Debian's headless chromium", (
     expect(pageRequests).toContain(`${server.base}/swagger/assets/swagger-ui-bundle.js`);
     expect(pageRequests).toContain(`${server.base}/swagger/json`);
     expect(pageRequests.filter((url) => !url.startsWith(`${server.base}/`))).toEqual([]);
+  }, 60_000);
+
+  test("with ERRANDS_TOKEN set, opened with ?token=, it loads and renders every route", async () => {
+    const guarded = await start({ ERRANDS_TOKEN: "ui-token" });
+    try {
+      expect((await fetch(`${guarded.base}/swagger`)).status).toBe(401);
+      const dom = await browse(["--dump-dom"], `${guarded.base}/swagger?token=ui-token`);
+      const doc = (await (
+        await fetch(`${guarded.base}/swagger/json`, {
+          headers: { authorization: "Bearer ui-token" },
+        })
+      ).json()) as { paths: Record<string, unknown> };
+      const rendered = new Set([...dom.matchAll(/data-path="([^"]+)"/g)].map((m) => m[1]));
+      expect(Object.keys(doc.paths).length).toBeGreaterThan(15);
+      expect([...Object.keys(doc.paths)].filter((path) => !rendered.has(path))).toEqual([]);
+    } finally {
+      await guarded.stop();
+    }
   }, 60_000);
 
   test("takes a screenshot of the page as a test artifact", async () => {

@@ -2,19 +2,22 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 
-/** The event stream also reads ?token=, since a browser's EventSource cannot set headers. */
-const TOKEN_IN_QUERY = new Set(["/v1/errands/notifications", "/v1/errands/notifications/"]);
-
-/** Open to all: the health check, and Swagger UI with its document so Authorize is reachable. */
-const OPEN = new Set([
-  "/health",
-  "/health/",
+/**
+ * Routes that also read ?token=, for a browser that cannot set headers there: the event stream
+ * (EventSource) and Swagger UI's page, its files and its document (a page's links).
+ */
+const TOKEN_IN_QUERY = new Set([
+  "/v1/errands/notifications",
+  "/v1/errands/notifications/",
   "/swagger",
   "/swagger/",
   "/swagger/json",
   "/swagger/json/",
 ]);
-const OPEN_PREFIX = "/swagger/assets/";
+const TOKEN_IN_QUERY_PREFIX = "/swagger/assets/";
+
+/** Open to all: the health check. */
+const OPEN = new Set(["/health", "/health/"]);
 const METRICS = new Set(["/metrics", "/metrics/"]);
 
 export class Auth {
@@ -35,16 +38,19 @@ export class Auth {
   /** Whether a request for `path` needs a token at all. */
   guards(method: string, path: string): boolean {
     if (!this.enabled || method === "OPTIONS") return false;
-    if (OPEN.has(path) || path.startsWith(OPEN_PREFIX)) return false;
+    if (OPEN.has(path)) return false;
     if (METRICS.has(path)) return !this.metricsPublic;
     return true;
   }
 
-  /** Whether the request carries one of the tokens, in its Authorization header or, on the
-   *  event stream, in ?token=. */
+  /** Whether the request carries one of the tokens, in its Authorization header or, where a
+   *  browser cannot set one, in ?token=. */
   admits(request: Request, path: string, search: string): boolean {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
-    const inQuery = TOKEN_IN_QUERY.has(path) ? new URLSearchParams(search).get("token") : null;
+    const inQuery =
+      TOKEN_IN_QUERY.has(path) || path.startsWith(TOKEN_IN_QUERY_PREFIX)
+        ? new URLSearchParams(search).get("token")
+        : null;
     const token = bearer ?? inQuery;
     if (!token) return false;
     const candidate = digest(token);

@@ -15,8 +15,13 @@ const ASSETS: Record<string, { path: string; type: string }> = {
   "favicon-16x16.png": { path: favicon16, type: "image/png" },
 };
 
-/** The page; `base` leads from the page's URL to /swagger/, so it also works under a prefix. */
-export function swaggerPage(base: string, title: string): string {
+/**
+ * The page; `base` leads from the page's URL to /swagger/, so it also works under a prefix.
+ * With the token the page was opened with (?token=, when ERRANDS_TOKEN is set), its files are
+ * linked with it and its requests, the document's and Try it out's, carry it as a bearer.
+ */
+export function swaggerPage(base: string, title: string, token: string | null = null): string {
+  const query = token === null ? "" : `?token=${encodeURIComponent(token)}`;
   const options = {
     url: `${base}json`,
     dom_id: "#swagger-ui",
@@ -31,17 +36,24 @@ export function swaggerPage(base: string, title: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
-<link rel="stylesheet" href="${base}assets/swagger-ui.css">
-<link rel="icon" type="image/png" href="${base}assets/favicon-32x32.png" sizes="32x32">
-<link rel="icon" type="image/png" href="${base}assets/favicon-16x16.png" sizes="16x16">
+<link rel="stylesheet" href="${base}assets/swagger-ui.css${query}">
+<link rel="icon" type="image/png" href="${base}assets/favicon-32x32.png${query}" sizes="32x32">
+<link rel="icon" type="image/png" href="${base}assets/favicon-16x16.png${query}" sizes="16x16">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="${base}assets/swagger-ui-bundle.js"></script>
+<script src="${base}assets/swagger-ui-bundle.js${query}"></script>
 <script>
-window.ui = SwaggerUIBundle(Object.assign(${JSON.stringify(options)}, {
+const token = ${inScript(token)};
+window.ui = SwaggerUIBundle(Object.assign(${inScript(options)}, {
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout",
+  requestInterceptor: (request) => {
+    if (token !== null && !request.headers.Authorization) {
+      request.headers.Authorization = "Bearer " + token;
+    }
+    return request;
+  },
 }));
 </script>
 </body>
@@ -49,17 +61,24 @@ window.ui = SwaggerUIBundle(Object.assign(${JSON.stringify(options)}, {
 `;
 }
 
+/** A value as JavaScript inside a <script> element: JSON that cannot close the element. */
+function inScript(value: unknown): string {
+  return JSON.stringify(value).replaceAll("<", "\\u003c");
+}
+
 const hidden = { detail: { hide: true } } as const;
 
 export function swaggerRoutes(title: string) {
-  const page = (base: string) =>
-    new Response(swaggerPage(base, title), {
-      headers: { "content-type": "text/html; charset=utf-8" },
-    });
   return new Elysia()
     .get(
       "/swagger",
-      ({ request }) => page(new URL(request.url).pathname.endsWith("/") ? "" : "swagger/"),
+      ({ request }) => {
+        const url = new URL(request.url);
+        const base = url.pathname.endsWith("/") ? "" : "swagger/";
+        return new Response(swaggerPage(base, title, url.searchParams.get("token")), {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        });
+      },
       hidden,
     )
     .get(
