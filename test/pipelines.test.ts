@@ -362,6 +362,36 @@ describe("reading and deleting", () => {
     }
   });
 
+  test("the list pages with ?limit and ?after, also by status, and streams past a page of rows", async () => {
+    const a = app();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(
+        (await createPipeline(a, { name: `p${i}`, errands: [{ name: "x", type: "t" }] })).id,
+      );
+    }
+    const idsOf = (answer: { body: Json }) => answer.body.results.map((p: Json) => p.id);
+    const first = await a.call("GET", "/v1/pipelines/?limit=2");
+    expect(idsOf(first)).toEqual(ids.slice(0, 2));
+    expect(first.body.next).toBe(ids[1]);
+    const rest = await a.call("GET", `/v1/pipelines/?limit=5&after=${first.body.next}`);
+    expect(idsOf(rest)).toEqual(ids.slice(2));
+    expect(rest.body.next).toBeNull();
+    const inactive = await a.call("GET", "/v1/pipelines/?status=inactive&limit=4");
+    expect(idsOf(inactive)).toEqual(ids.slice(0, 4));
+    expect(inactive.body.next).toBe(ids[3]);
+    expect((await a.call("GET", "/v1/pipelines/?limit=0")).status).toBe(400);
+
+    for (let i = 5; i < 620; i++) {
+      ids.push(
+        (await createPipeline(a, { name: `p${i}`, errands: [{ name: "x", type: "t" }] })).id,
+      );
+    }
+    const all = await a.call("GET", "/v1/pipelines");
+    expect(all.headers.get("content-type")).toStartWith("application/json");
+    expect(idsOf(all)).toEqual(ids);
+  });
+
   test("the list is [] when empty, omits errands and dependencies, and filters by status", async () => {
     const a = app();
     expect((await a.call("GET", "/v1/pipelines/")).body).toEqual({ status: "OK", results: [] });

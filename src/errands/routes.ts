@@ -4,6 +4,7 @@ import { Elysia, t } from "elysia";
 import { parseGoDuration } from "../duration.ts";
 import { BadInput, NotFound } from "../errors.ts";
 import type { Waiters } from "../events/waiters.ts";
+import { streamList } from "../paging.ts";
 import {
   BulkUpdateBody,
   CompleteBody,
@@ -338,33 +339,4 @@ function bulkChange(body: { status?: Status; delete?: boolean }): BulkChange {
     "Invalid request",
     'the body must be either {"status":<a status>} or {"delete":true}',
   );
-}
-
-/** Streams {"status":"OK","results":[…]} a page at a time, so memory stays flat. */
-function streamList(pages: Generator<Errand[]>): Response {
-  const encoder = new TextEncoder();
-  let first = true;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode('{"status":"OK","results":['));
-    },
-    pull(controller) {
-      const next = pages.next();
-      if (next.done) {
-        controller.enqueue(encoder.encode("]}"));
-        controller.close();
-        return;
-      }
-      let chunk = "";
-      for (const errand of next.value) {
-        chunk += (first ? "" : ",") + JSON.stringify(errand);
-        first = false;
-      }
-      controller.enqueue(encoder.encode(chunk));
-    },
-    cancel() {
-      pages.return(undefined);
-    },
-  });
-  return new Response(stream, { headers: { "content-type": "application/json" } });
 }

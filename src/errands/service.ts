@@ -4,6 +4,7 @@
 import type { Clock } from "../clock.ts";
 import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus, EventName } from "../events/bus.ts";
+import { pageOf, pagesOf } from "../paging.ts";
 import type { Store, Tx } from "../store/db.ts";
 import {
   type ErrandReads,
@@ -87,26 +88,16 @@ export class ErrandService {
   }
 
   /** Pages of errands in creation order, read from committed data. */
-  *pages(filter: Filter, after = "", pageSize = 500): Generator<Errand[]> {
-    let cursor = after;
-    for (;;) {
-      const rows = this.r.page(filter, cursor, pageSize);
-      if (rows.length === 0) return;
+  *pages(filter: Filter, after = ""): Generator<Errand[]> {
+    for (const rows of pagesOf((from, n) => this.r.page(filter, from, n), after)) {
       yield rows.map((row) => toErrand(row, this.r));
-      if (rows.length < pageSize) return;
-      cursor = rows[rows.length - 1]?.id ?? cursor;
     }
   }
 
   /** One page and the cursor of the next, or null when this is the last. */
   page(filter: Filter, after: string, limit: number): { errands: Errand[]; next: string | null } {
-    const rows = this.r.page(filter, after, limit + 1);
-    const more = rows.length > limit;
-    const kept = more ? rows.slice(0, limit) : rows;
-    return {
-      errands: kept.map((row) => toErrand(row, this.r)),
-      next: more ? (kept[kept.length - 1]?.id ?? null) : null,
-    };
+    const { rows, next } = pageOf((from, n) => this.r.page(filter, from, n), after, limit);
+    return { errands: rows.map((row) => toErrand(row, this.r)), next };
   }
 
   /** Claims the next inactive errand of `type`, or answers null when none waits. */

@@ -1,8 +1,9 @@
 // The v1 pipeline routes: /v1/pipeline/… (create, one pipeline) and /v1/pipelines/ (the list).
 
 import { Elysia, t } from "elysia";
-import { ErrorBody, OkOnly, ok } from "../errands/model.ts";
+import { ErrorBody, OkOnly, ok, Paging } from "../errands/model.ts";
 import { BadInput } from "../errors.ts";
+import { streamList } from "../paging.ts";
 import { DryRun, Pipeline, PipelineNotFound, PipelineSpec, PipelineStatus } from "./model.ts";
 import type { PipelineService } from "./service.ts";
 
@@ -84,14 +85,27 @@ export function pipelineRoutes(pipelines: PipelineService) {
     )
     .get(
       "/v1/pipelines",
-      ({ query }) => ({ status: "OK" as const, results: pipelines.list(query.status) }),
+      ({ query }) => {
+        if (query.limit === undefined) {
+          return streamList(pipelines.pages(query.status, query.after ?? ""));
+        }
+        const page = pipelines.page(query.status, query.after ?? "", query.limit);
+        return { status: "OK" as const, results: page.pipelines, next: page.next };
+      },
       {
-        query: t.Object({ status: t.Optional(PipelineStatus) }),
-        response: { 200: ok(t.Array(Pipeline)), 400: ErrorBody },
+        query: t.Object({ status: t.Optional(PipelineStatus), ...Paging.properties }),
+        response: {
+          200: t.Object({
+            status: t.Literal("OK"),
+            results: t.Array(Pipeline),
+            next: t.Optional(t.Union([t.String(), t.Null()])),
+          }),
+          400: ErrorBody,
+        },
         detail: {
           summary: "List pipelines",
           description:
-            "Without their errands and dependencies; `?status=` keeps one status. `[]` when there are none.",
+            "Without their errands and dependencies, in creation order, streamed; `?status=` keeps one status. `[]` when there are none. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
         },
       },
     );

@@ -6,6 +6,7 @@ import type { IdempotencyKeys } from "../errands/idempotency.ts";
 import type { Errand, Log } from "../errands/model.ts";
 import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
 import type { EventBus } from "../events/bus.ts";
+import { pageOf, pagesOf } from "../paging.ts";
 import type { Store, Tx } from "../store/db.ts";
 import {
   type ErrandReads,
@@ -110,10 +111,21 @@ export class PipelineService implements PipelineHooks {
     return row ? this.detail(row, this.r, this.errandsR) : null;
   }
 
-  /** Every pipeline, or those with one status, without errands and dependencies. */
-  list(status?: PipelineStatus): Pipeline[] {
-    const rows = status === undefined ? this.r.all.all() : this.r.byStatus.all(status);
-    return rows.map(summary);
+  /** Pages of every pipeline, or of those with one status, without errands and dependencies. */
+  *pages(status: PipelineStatus | undefined, after = ""): Generator<Pipeline[]> {
+    for (const rows of pagesOf((from, n) => this.r.page(status, from, n), after)) {
+      yield rows.map(summary);
+    }
+  }
+
+  /** One page of them and the cursor of the next, or null when this is the last. */
+  page(
+    status: PipelineStatus | undefined,
+    after: string,
+    limit: number,
+  ): { pipelines: Pipeline[]; next: string | null } {
+    const { rows, next } = pageOf((from, n) => this.r.page(status, from, n), after, limit);
+    return { pipelines: rows.map(summary), next };
   }
 
   /** Deletes the pipeline, its errands, their logs and its edges; false when unknown. */

@@ -34,8 +34,8 @@ const quoted = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).jo
 /** The statements every connection needs: reading pipelines. */
 export class PipelineReads {
   readonly get;
-  readonly all;
-  readonly byStatus;
+  private readonly pageAll;
+  private readonly pageByStatus;
   readonly errands;
   readonly dependencies;
   readonly dependencyResults;
@@ -44,9 +44,12 @@ export class PipelineReads {
     this.get = db.prepare<PipelineRow, [string]>(
       `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE id = ?`,
     );
-    this.all = db.prepare<PipelineRow, []>(`SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY id`);
-    this.byStatus = db.prepare<PipelineRow, [string]>(
-      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE status = CAST(? AS TEXT) ORDER BY id`,
+    this.pageAll = db.prepare<PipelineRow, [string, number]>(
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
+    );
+    this.pageByStatus = db.prepare<PipelineRow, [string, string, number]>(
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines
+        WHERE status = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
     );
     // Ids are time-ordered (v7) and handed out in the order the errands were sent.
     this.errands = db.prepare<ErrandRow, [string]>(
@@ -64,6 +67,13 @@ export class PipelineReads {
       `SELECT name, results FROM errands
         WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = CAST(? AS TEXT)) ORDER BY id`,
     );
+  }
+
+  /** One page of pipelines in id (creation) order, optionally of one status. */
+  page(status: string | undefined, after: string, limit: number): PipelineRow[] {
+    return status === undefined
+      ? this.pageAll.all(after, limit)
+      : this.pageByStatus.all(status, after, limit);
   }
 }
 
