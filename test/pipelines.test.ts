@@ -585,6 +585,72 @@ describe("running a pipeline", () => {
   });
 });
 
+describe("scheduled errands in a pipeline", () => {
+  test("an errand with no dependencies and a delay is scheduled, then queued when due", async () => {
+    const a = app();
+    const events = record(a);
+    const p = await createPipeline(a, {
+      name: "later",
+      errands: [{ name: "x", type: "soon", options: { delay: 60_000 } }],
+    });
+    const x = byName(p).x;
+    expect(x.status).toBe("scheduled");
+    expect(events.map((e) => [e.event, e.errand.status])).toEqual([["created", "scheduled"]]);
+    expect((await claim(a, "soon")).status).toBe(404);
+    a.clock.advance(60_000);
+    await a.sweep();
+    expect((await errand(a, x.id)).status).toBe("inactive");
+    expect(events.at(-1)?.event).toBe("updated");
+    expect((await claim(a, "soon")).body.results.id).toBe(x.id);
+  });
+
+  test("a dependent with its time ahead waits for both: unblocked to scheduled, then queued", async () => {
+    const a = app();
+    const p = await createPipeline(a, {
+      name: "both",
+      errands: [
+        { name: "A", type: "first" },
+        { name: "B", type: "second", options: { runAt: a.clock.now() + 120_000 } },
+        { name: "C", type: "third", options: { delay: 1000 } },
+      ],
+      dependencies: [
+        { target: "B", dependsOn: "A" },
+        { target: "C", dependsOn: "A" },
+      ],
+    });
+    expect([byName(p).B.status, byName(p).C.status]).toEqual(["blocked", "blocked"]);
+    const events = record(a);
+    a.clock.advance(60_000);
+    await run(a, "first");
+    const now = byName(await pipeline(a, p.id));
+    // C's time has passed while it was blocked: queued at once. B's is still ahead.
+    expect([now.B.status, now.C.status]).toEqual(["scheduled", "inactive"]);
+    expect(events.filter((e) => e.event === "unblocked").map((e) => e.errand.status)).toEqual([
+      "scheduled",
+      "inactive",
+    ]);
+    expect((await claim(a, "second")).status).toBe(404);
+    a.clock.advance(60_000);
+    await a.sweep();
+    expect((await claim(a, "second")).body.results.id).toBe(now.B.id);
+    expect((await claim(a, "third")).body.results.id).toBe(now.C.id);
+  });
+
+  test("runAt and delay together are refused, on create and on a dry run", async () => {
+    const a = app();
+    const spec = {
+      name: "both",
+      errands: [{ name: "x", type: "t", options: { runAt: a.clock.now() + 1000, delay: 1000 } }],
+    };
+    for (const path of ["/v1/pipeline/", "/v1/pipeline/?dryRun=true"]) {
+      const answer = await a.call("POST", path, spec);
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toMatch(/runAt or delay/);
+    }
+    expect((await a.call("GET", "/v1/pipelines/")).body.results).toEqual([]);
+  });
+});
+
 describe("pipeline status", () => {
   test("inactive, then active once an errand starts, then completed with endedMillis", async () => {
     const a = app();

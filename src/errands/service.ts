@@ -512,7 +512,7 @@ function requireAttempt(row: ErrandRow, attempt: number | undefined): void {
 }
 
 /** When an errand may first run: options.runAt, or creation + options.delay, or now. */
-function startTime(options: Errand["options"], now: number): number {
+export function startTime(options: Errand["options"], now: number): number {
   if (options.runAt !== undefined && options.delay !== undefined) {
     throw new BadInput("Invalid request", "body.options: give runAt or delay, not both");
   }

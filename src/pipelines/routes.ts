@@ -51,7 +51,7 @@ export function pipelineRoutes(pipelines: PipelineService) {
         detail: {
           summary: "Create a pipeline",
           description:
-            "Errands with no dependencies are queued (`inactive`, event `created`); the others are `blocked` until every errand they depend on has completed (event `unblocked`). 400 `pipeline validation failed` with no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle. With `?dryRun=true` (Go ParseBool values) only validates.",
+            "Errands with no dependencies are queued (`inactive`, event `created`); the others are `blocked` until every errand they depend on has completed (event `unblocked`). One with a `runAt` or `delay` still ahead is `scheduled` until then instead. 400 `pipeline validation failed` with no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle. With `?dryRun=true` (Go ParseBool values) only validates.",
         },
       },
     )

@@ -4,7 +4,7 @@
 import type { Clock } from "../clock.ts";
 import type { IdempotencyKeys } from "../errands/idempotency.ts";
 import type { Errand, Log } from "../errands/model.ts";
-import { normalizeOptions, type PipelineHooks, toErrand } from "../errands/service.ts";
+import { normalizeOptions, type PipelineHooks, startTime, toErrand } from "../errands/service.ts";
 import type { EventBus } from "../events/bus.ts";
 import { pageOf, pagesOf } from "../paging.ts";
 import type { Store, Tx } from "../store/db.ts";
@@ -55,12 +55,15 @@ export class PipelineService implements PipelineHooks {
   /** Checks the spec only; throws BadInput naming the first problem. */
   validate(spec: PipelineSpec): void {
     validatePipeline(spec);
+    const now = this.clock.now();
+    for (const errand of spec.errands ?? []) startTime(normalizeOptions(errand.options ?? {}), now);
   }
 
   /**
    * Creates the pipeline and its errands in one transaction. Errands with no dependencies are
-   * queued (`inactive`, event `created`); the others wait `blocked`, with no event until they
-   * are unblocked (v1).
+   * queued (`inactive`, or `scheduled` with a runAt or delay ahead; event `created`); the
+   * others wait `blocked`, with no event until they are unblocked (v1), and then wait for their
+   * time if it is still ahead.
    */
   create(spec: PipelineSpec, key?: string): Promise<Pipeline> {
     const graph = validatePipeline(spec);
@@ -79,18 +82,20 @@ export class PipelineService implements PipelineHooks {
     const ids = errands.map((errand, i) => {
       const errandId = Bun.randomUUIDv7();
       const options = normalizeOptions(errand.options ?? {});
+      const runAt = startTime(options, now);
+      const later = runAt > now;
       this.errandsW.insert(
         newErrandRow({
           id: errandId,
           name: errand.name ?? "",
           type: errand.type ?? "",
-          status: graph.dependencyCount[i] === 0 ? "inactive" : "blocked",
+          status: graph.dependencyCount[i] !== 0 ? "blocked" : later ? "scheduled" : "inactive",
           priority: options.priority ?? 0,
           options: JSON.stringify(options),
           data: errand.data === undefined ? null : JSON.stringify(errand.data),
           created: now,
           pipeline: id,
-          run_at: null,
+          run_at: later ? runAt : null,
         }),
       );
       return errandId;
@@ -100,7 +105,7 @@ export class PipelineService implements PipelineHooks {
     });
     const created = this.detail(this.w.get.get(id) as PipelineRow, this.w, this.errandsW);
     for (const errand of created.errands ?? []) {
-      if (errand.status === "inactive") this.bus.record(tx, "created", errand);
+      if (errand.status !== "blocked") this.bus.record(tx, "created", errand);
     }
     return created;
   }
@@ -158,7 +163,7 @@ export class PipelineService implements PipelineHooks {
   /** Queues each blocked dependent of a completed errand whose dependencies have all completed. */
   private unblockDependents(tx: Tx, id: string): void {
     for (const dependent of this.w.unblockable.all(id)) {
-      this.errandsW.unblock(dependent);
+      this.errandsW.unblock(dependent, this.clock.now());
       this.errandsW.appendLog.run(dependent.id, "INFO", "errand unblocked", this.clock.now());
       const logs = this.errandsW.keptLogs(dependent.id, this.maxLogs) as Log[];
       this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs));

@@ -194,8 +194,9 @@ export class ErrandWrites extends ErrandReads {
        WHERE id = ?`,
     );
     this.removeStmt = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
-    this.unblockStmt = db.prepare<unknown, [string]>(
-      "UPDATE errands SET status = 'inactive' WHERE id = ? AND status = 'blocked'",
+    this.unblockStmt = db.prepare<unknown, [string, string]>(
+      `UPDATE errands SET status = ?1, run_at = CASE WHEN ?1 = 'scheduled' THEN run_at END
+        WHERE id = ?2 AND status = 'blocked'`,
     );
     this.touch = db.prepare<unknown, [number, string]>(
       "UPDATE errands SET heartbeat_deadline = ? WHERE id = ?",
@@ -294,10 +295,13 @@ export class ErrandWrites extends ErrandReads {
   }
 
   /** Queues a blocked errand whose dependencies have all completed. */
-  unblock(row: ErrandRow): void {
-    if (this.unblockStmt.run(row.id).changes === 0) return;
-    this.counts.moved(row.type, "blocked", "inactive");
-    row.status = "inactive";
+  /** A blocked errand whose dependencies are done: queued, or scheduled if its time is ahead. */
+  unblock(row: ErrandRow, now: number): void {
+    const status = row.run_at !== null && row.run_at > now ? "scheduled" : "inactive";
+    if (this.unblockStmt.run(status, row.id).changes === 0) return;
+    this.counts.moved(row.type, "blocked", status);
+    row.status = status;
+    if (status === "inactive") row.run_at = null;
   }
 
   private storedStatus(row: ErrandRow): string {
