@@ -378,6 +378,39 @@ describe("shutdown", () => {
   }, 60_000);
 });
 
+describe("shutdown under load", () => {
+  test("SIGTERM amid creates: every create answered is 200 and kept, and the exit is 0", async () => {
+    const server = await start();
+    const answered: Array<{ status: number; id?: string }> = [];
+    const client = async () => {
+      for (;;) {
+        let res: Response;
+        try {
+          res = await fetch(`${server.base}/v1/errands`, json("POST", { name: "c", type: "term" }));
+        } catch {
+          return; // refused or cut: the server is gone, nothing was acknowledged
+        }
+        const body = (await res.json().catch(() => ({}))) as { results?: { id: string } };
+        answered.push({ status: res.status, id: body.results?.id });
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    while (answered.length < 300) await Bun.sleep(5);
+    const code = await server.stop("SIGTERM");
+    await Promise.all(clients);
+    expect(code).toBe(0);
+    expect(answered.filter((a) => a.status !== 200)).toEqual([]);
+
+    const again = await start({}, server.storage);
+    const kept = (await (await fetch(`${again.base}/v1/errands/list/type/term`)).json()) as {
+      results: Array<{ id: string }>;
+    };
+    const ids = new Set(kept.results.map((e) => e.id));
+    expect(answered.filter((a) => !ids.has(a.id ?? ""))).toEqual([]);
+    expect(await again.stop()).toBe(0);
+  }, 60_000);
+});
+
 describe("over the socket", () => {
   let server: Server;
   const origin = "https://ui.example.com";
