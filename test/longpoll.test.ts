@@ -118,6 +118,29 @@ describe("long-poll claim", () => {
     expect((await second).status).toBe(404);
   });
 
+  test("a wait that runs out while its claim is being synced still answers the errand", async () => {
+    let hold = false;
+    const held: Array<() => void> = [];
+    const a = app({
+      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    });
+    const waiting = claim(a, "slow", 0.2);
+    await eventually(() => a.waiters.count === 1);
+    // Every sync after the create's is held: the waiter's claim commits but is not on disk.
+    a.bus.subscribe(() => {
+      hold = true;
+    });
+    const created = (await a.call("POST", "/v1/errands/", { name: "e", type: "slow" })).body;
+    await eventually(() => held.length === 1);
+    await Bun.sleep(300); // past the wait
+    hold = false;
+    for (const release of held.splice(0)) release();
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(answer.body.results.id).toBe(created.results.id);
+    expect(answer.body.results.status).toBe("active");
+  });
+
   test("100 waiters and 100 creates: each errand goes to exactly one waiter", async () => {
     const a = app();
     const pending = Array.from({ length: 100 }, () => claim(a, "many", 30));

@@ -3,7 +3,8 @@
 // When an event leaves an errand `inactive`, the waiters of its type are served at once: each
 // claim runs synchronously inside the open write group, so no other claim can slip in between.
 // A waiter whose client went away is skipped; if it goes away after its claim was made, the
-// errand is put back in the queue, so it is never lost.
+// errand is put back in the queue, so it is never lost. A waiter whose claim is made is not
+// timed out: it is answered with the errand once that commit is on disk.
 
 import type { Errand } from "../errands/model.ts";
 import type { ErrandEvent, EventBus } from "./bus.ts";
@@ -18,6 +19,8 @@ export interface Claimer {
 
 interface Waiter {
   signal: AbortSignal;
+  /** Its claim is under way: the wait no longer runs out (the errand is its own). */
+  taken: () => void;
   settle: (errand: Errand | null) => void;
   fail: (error: unknown) => void;
 }
@@ -62,6 +65,7 @@ export class Waiters {
       };
       const waiter: Waiter = {
         signal,
+        taken: () => clearTimeout(timer),
         settle: (errand) => {
           done();
           resolve(errand);
@@ -97,8 +101,10 @@ export class Waiters {
       }
       const claimed = this.claimer.claimNow(type);
       if (claimed === null) return;
-      // Taken off the queue now, so the next errand goes to the next waiter.
+      // Taken off the queue now, so the next errand goes to the next waiter; and its time is no
+      // longer counted, or it could be answered "No jobs" while its errand commits.
       queue.shift();
+      waiter.taken();
       claimed.then(
         (errand) => {
           if (waiter.signal.aborted) {
