@@ -4,6 +4,7 @@ import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { ErrandWrites } from "../src/store/errands.ts";
 import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
 
@@ -216,6 +217,83 @@ describe("cost", () => {
       expect(plan.some((step) => step.includes(`INDEX ${index}`))).toBe(true);
       expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
     }
+    app.close();
+  });
+});
+
+describe("a client that goes away", () => {
+  /** An app whose fsyncs can be held back, and a request that the test can abort. */
+  function held() {
+    let hold = false;
+    const waiting: Array<() => void> = [];
+    const app = makeApp({
+      flush: () =>
+        hold ? new Promise<void>((resolve) => waiting.push(resolve)) : Promise.resolve(),
+    });
+    const send = (method: string, path: string, body?: unknown) => {
+      const gone = new AbortController();
+      const init: RequestInit = { method, signal: gone.signal };
+      if (body !== undefined) init.body = JSON.stringify(body);
+      const answer = app.app
+        .handle(new Request(`http://localhost${path}`, init))
+        .then((res) => res.json() as Promise<{ results?: { id: string }; next?: unknown }>);
+      return { answer, leave: () => gone.abort() };
+    };
+    const holdSyncs = () => {
+      hold = true;
+    };
+    const releaseSyncs = () => {
+      hold = false;
+      for (const resolve of waiting.splice(0)) resolve();
+    };
+    return { app, send, holdSyncs, releaseSyncs, syncsHeld: () => waiting.length };
+  }
+
+  async function statusOf(app: TestApp, id: string) {
+    const errand = (await app.call("GET", `/v1/errand/${id}`)).body.results;
+    return { status: errand.status, attempts: errand.attempts, last: errand.logs?.at(-1)?.message };
+  }
+
+  /** Waits until the errand reads back with `status` (the release commits after the answer). */
+  async function reaches(app: TestApp, id: string, status: string) {
+    for (let i = 0; i < 1000 && (await statusOf(app, id)).status !== status; i++) {
+      await Bun.sleep(2);
+    }
+  }
+
+  test("before its claim is on disk: the errand goes back to the queue", async () => {
+    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+    const { id } = await create(app, { type: "gone" });
+    holdSyncs();
+    const claiming = send("POST", "/v1/errands/process/gone");
+    await eventually(() => syncsHeld() === 1);
+    claiming.leave();
+    releaseSyncs();
+    await claiming.answer.catch(() => null);
+    await reaches(app, id, "inactive");
+    expect(await statusOf(app, id)).toEqual({
+      status: "inactive",
+      attempts: 0,
+      last: "Released: the claiming worker went away",
+    });
+    expect((await claim(app, "gone")).body.results.id).toBe(id);
+    app.close();
+  });
+
+  test("during complete?next=true: the completion stands, the next errand goes back", async () => {
+    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+    const first = await create(app, { type: "chain" });
+    const second = await create(app, { type: "chain" });
+    expect((await claim(app, "chain")).body.results.id).toBe(first.id);
+    holdSyncs();
+    const completing = send("PUT", `/v1/errand/${first.id}/completed?next=true`, {});
+    await eventually(() => syncsHeld() === 1);
+    completing.leave();
+    releaseSyncs();
+    await completing.answer.catch(() => null);
+    await reaches(app, second.id, "inactive");
+    expect((await statusOf(app, first.id)).status).toBe("completed");
+    expect(await statusOf(app, second.id)).toMatchObject({ status: "inactive", attempts: 0 });
     app.close();
   });
 });

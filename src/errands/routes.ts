@@ -3,7 +3,7 @@
 import { Elysia, t } from "elysia";
 import { parseGoDuration } from "../duration.ts";
 import { BadInput, NotFound } from "../errors.ts";
-import type { Waiters } from "../events/waiters.ts";
+import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
 import {
   BulkUpdateBody,
@@ -53,8 +53,13 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     return streamList(errands.pages(filter, query.after ?? ""));
   };
 
-  /** Claims now, or with `wait` holds the request until an errand comes or time runs out. */
-  // The request's abort signal is only taken for a long poll: Bun makes one per request asked.
+  /**
+   * Claims now, or with `wait` holds the request until an errand comes or time runs out. An
+   * errand claimed for a client that has gone away by the time it is on disk goes back to the
+   * queue.
+   */
+  // The request's abort signal is taken only when there is an errand or a wait: Bun makes one
+  // per request asked, which costs a few microseconds.
   const claim = async (
     type: string | undefined,
     wait: number | undefined,
@@ -65,7 +70,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     // even when an errand is there for them but not yet announced (its commit still syncing).
     const now = wait !== undefined && waiters.has(type) ? null : errands.claimNow(type);
     const errand = now
-      ? await now
+      ? await handOver(errands, now, signal())
       : wait === undefined
         ? null
         : await waiters.wait(type, wait * 1000, signal());
@@ -248,19 +253,22 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .put(
       "/v1/errand/:id/completed",
-      async ({ params, body, query }) => {
+      async ({ params, body, query, request }) => {
         if (query.next !== true) {
           return {
             status: "OK" as const,
             results: await errands.complete(params.id, body?.results, body?.attempt),
           };
         }
+        // Taken before the write: the client may go away while it commits.
+        const signal = request.signal;
         const { completed, next } = await errands.completeAndClaim(
           params.id,
           body?.results,
           body?.attempt,
         );
-        return { status: "OK" as const, results: completed, next };
+        const handed = next && (await handOver(errands, Promise.resolve(next), signal));
+        return { status: "OK" as const, results: completed, next: handed };
       },
       {
         params: Id,

@@ -105,15 +105,8 @@ export class Waiters {
       // longer counted, or it could be answered "No jobs" while its errand commits.
       queue.shift();
       waiter.taken();
-      claimed.then(
-        (errand) => {
-          if (waiter.signal.aborted) {
-            void this.claimer.release(errand.id, errand.attempts).catch(() => {});
-            waiter.settle(null);
-          } else {
-            waiter.settle(errand);
-          }
-        },
+      handOver(this.claimer, claimed, waiter.signal).then(
+        (errand) => waiter.settle(errand),
         (error) => waiter.fail(error),
       );
     }
@@ -126,4 +119,19 @@ export class Waiters {
     if (at >= 0) queue.splice(at, 1);
     if (queue.length === 0) this.byType.delete(type);
   }
+}
+
+/**
+ * The errand claimed for a client once its commit is on disk; or, if the client went away
+ * meanwhile, null, the errand put back in the queue: a claim nobody receives is never lost.
+ */
+export async function handOver(
+  claimer: Claimer,
+  claimed: Promise<Errand>,
+  signal: AbortSignal,
+): Promise<Errand | null> {
+  const errand = await claimed;
+  if (!signal.aborted) return errand;
+  void claimer.release(errand.id, errand.attempts).catch(() => {});
+  return null;
 }
