@@ -1,6 +1,7 @@
 // The errand routes of SPEC §1–§3 as a client sees them: answers, errors, and lifecycle rules.
 
 import { afterAll, describe, expect, test } from "bun:test";
+import { MAX_LOG_MESSAGE } from "../src/errands/service.ts";
 import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);
@@ -287,6 +288,24 @@ describe("create", () => {
       expectError(await app.call("POST", "/v1/errands", body), 400, field);
     }
     expect((await app.call("GET", "/v1/errands")).body.results).toEqual([]);
+    app.close();
+  });
+
+  test("a name longer than 1000 characters or a type longer than 255 is a 400 naming it", async () => {
+    const app = makeApp();
+    expectError(
+      await app.call("POST", "/v1/errands", { name: "n".repeat(1001), type: "t" }),
+      400,
+      /body\.name/,
+    );
+    expectError(
+      await app.call("POST", "/v1/errands", { name: "n", type: "t".repeat(256) }),
+      400,
+      /body\.type/,
+    );
+    expect(
+      (await create(app, { name: "n".repeat(1000), type: "t".repeat(255) })).type,
+    ).toHaveLength(255);
     app.close();
   });
 
@@ -594,6 +613,25 @@ describe("failed", () => {
       (l: { severity: string }) => l.severity === "ERROR",
     );
     expect(errors.map((l: { message: string }) => l.message)).toEqual(["try 1", "try 2", "try 3"]);
+    app.close();
+  });
+
+  test("a reason or log message of any length is recorded, cut past MAX_LOG_MESSAGE", async () => {
+    const app = makeApp();
+    const { id } = await active(app);
+    const trace = "at frame\n".repeat(5000); // 45,000 characters
+    expect(
+      (await app.call("POST", `/v1/errand/${id}/log`, { severity: "WARNING", message: trace }))
+        .status,
+    ).toBe(200);
+    const failed = await app.call("PUT", `/v1/errand/${id}/failed`, { reason: trace });
+    expect(failed.status).toBe(200);
+    expect(failed.body.results.status).toBe("failed");
+    const kept = `${trace.slice(0, MAX_LOG_MESSAGE)}… [${trace.length - MAX_LOG_MESSAGE} more characters cut]`;
+    expect(failed.body.results.logs.slice(-2).map((l: { message: string }) => l.message)).toEqual([
+      kept,
+      kept,
+    ]);
     app.close();
   });
 

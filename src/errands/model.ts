@@ -176,13 +176,10 @@ export const ProgressBody = t.Object(
   lenient,
 );
 export const LogBody = t.Object(
-  { severity: Severity, message: t.String({ maxLength: 10_000 }), attempt: Attempt },
+  { severity: Severity, message: t.String(), attempt: Attempt },
   lenient,
 );
-export const FailBody = t.Object(
-  { reason: t.String({ maxLength: 10_000 }), attempt: Attempt },
-  lenient,
-);
+export const FailBody = t.Object({ reason: t.String(), attempt: Attempt }, lenient);
 export const CompleteBody = t.Optional(
   t.Object({ results: t.Optional(JsonObject), attempt: Attempt }, lenient),
 );

@@ -485,7 +485,7 @@ export class ErrandService {
 
   /** Appends a log entry; the emit that follows every append trims the oldest beyond the max. */
   private appendLog(id: string, severity: Log["severity"], message: string): void {
-    this.w.appendLog.run(id, severity, message, this.clock.now());
+    this.w.appendLog.run(id, severity, keptMessage(message), this.clock.now());
   }
 
   /** Records the event with the errand as it now is, and returns that errand. */
@@ -517,6 +517,19 @@ export function startTime(options: Errand["options"], now: number): number {
     throw new BadInput("Invalid request", "body.options: give runAt or delay, not both");
   }
   return options.runAt ?? now + (options.delay ?? 0);
+}
+
+/**
+ * Longest log message or failure reason kept, in characters. Longer ones (a long stack trace)
+ * are cut, not refused: refusing would leave the worker's report unrecorded. An errand carries
+ * its logs in every event, so they stay bounded.
+ */
+export const MAX_LOG_MESSAGE = 10_000;
+
+function keptMessage(message: string): string {
+  if (message.length <= MAX_LOG_MESSAGE) return message;
+  const cut = message.length - MAX_LOG_MESSAGE;
+  return `${message.slice(0, MAX_LOG_MESSAGE)}… [${cut} more characters cut]`;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
