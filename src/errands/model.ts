@@ -176,7 +176,11 @@ export const ProgressBody = t.Object(
   lenient,
 );
 export const LogBody = t.Object(
-  { severity: Severity, message: t.String(), attempt: Attempt },
+  {
+    severity: Severity,
+    message: t.String({ description: "Any length; its first 10,000 characters are kept" }),
+    attempt: Attempt,
+  },
   lenient,
 );
 export const FailBody = t.Object({ reason: t.String(), attempt: Attempt }, lenient);
