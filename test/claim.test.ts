@@ -3,6 +3,7 @@
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { ErrandWrites } from "../src/store/errands.ts";
+import { PipelineWrites } from "../src/store/pipelines.ts";
 import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
@@ -187,7 +188,7 @@ describe("cost", () => {
       .map((row) => row.detail);
   }
 
-  test("claims, expiry, schedules and clear read an index of errands, never the whole table", async () => {
+  test("claims, expiry, schedules and clear read an index, never a whole table", async () => {
     const app = makeApp();
     const specs = Array.from({ length: 200 }, (_, i) => ({
       name: `e${i}`,
@@ -205,17 +206,20 @@ describe("cost", () => {
     sql.silent.all(now, 100);
     sql.due.all(now, 100);
     sql.finishedBefore.all(now);
+    const pipelines = new PipelineWrites(app.store.writer);
+    pipelines.finishedBefore.all(now);
     const plans: Array<[Statement, string]> = [
       [candidate, "errands_claim"],
       [sql.overdue, "errands_ttl"],
       [sql.silent, "errands_heartbeat"],
       [sql.due, "errands_due"],
       [sql.finishedBefore, "errands_finished"],
+      [pipelines.finishedBefore, "pipelines_finished"],
     ];
     for (const [statement, index] of plans) {
       const plan = planOf(app, statement);
       expect(plan.some((step) => step.includes(`INDEX ${index}`))).toBe(true);
-      expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
+      expect(plan.filter((step) => /^SCAN (errands|pipelines)\b(?! USING)/.test(step))).toEqual([]);
     }
     app.close();
   });

@@ -651,6 +651,76 @@ describe("scheduled errands in a pipeline", () => {
   });
 });
 
+describe("clear", () => {
+  test("deletes a pipeline settled longer ago than the duration, with its errands", async () => {
+    const a = app();
+    const old = await createPipeline(a, diamond({ name: "old" }));
+    for (const type of ["type-A", "type-B", "type-C", "type-D"]) await run(a, type);
+    a.clock.advance(2 * 3_600_000);
+    const recent = await createPipeline(a, {
+      name: "recent",
+      errands: [{ name: "x", type: "type-x" }],
+    });
+    await run(a, "type-x");
+    a.clock.advance(600_000);
+    const events = record(a);
+    const cleared = await a.call("POST", "/v1/errands/clear/1h");
+    expect(cleared.status).toBe(200);
+    const ids = old.errands.map((e: Json) => e.id).sort();
+    expect(cleared.body.results.map((e: Json) => e.id).sort()).toEqual(ids);
+    expect(
+      events
+        .filter((e) => e.event === "deleted")
+        .map((e) => e.errand.id)
+        .sort(),
+    ).toEqual(ids);
+    expect((await a.call("GET", `/v1/pipeline/${old.id}`)).status).toBe(404);
+    expect((await a.call("GET", `/v1/pipeline/${recent.id}`)).body.results.status).toBe(
+      "completed",
+    );
+  });
+
+  test("a failed pipeline waits for its running errands, then goes with its blocked ones", async () => {
+    const a = app();
+    const p = await createPipeline(a, {
+      name: "split",
+      errands: [
+        { name: "A", type: "split-a" },
+        { name: "B", type: "split-b" },
+        { name: "C", type: "split-c" },
+      ],
+      dependencies: [{ target: "C", dependsOn: "A" }],
+    });
+    const failing = (await claim(a, "split-a")).body.results;
+    const running = (await claim(a, "split-b")).body.results;
+    await a.call("PUT", `/v1/errand/${failing.id}/failed`, { reason: "broken" });
+    a.clock.advance(2 * 3_600_000);
+    // Failed, but B is still running: not settled, so kept.
+    expect((await a.call("POST", "/v1/errands/clear/1h")).body.results).toEqual([]);
+    await a.call("PUT", `/v1/errand/${running.id}/completed`);
+    expect((await a.call("POST", "/v1/errands/clear/1h")).body.results).toEqual([]);
+    a.clock.advance(2 * 3_600_000);
+    const cleared = (await a.call("POST", "/v1/errands/clear/1h")).body.results;
+    expect(cleared.map((e: Json) => [e.name, e.status]).sort()).toEqual([
+      ["A", "failed"],
+      ["B", "completed"],
+      ["C", "blocked"],
+    ]);
+    expect((await a.call("GET", `/v1/pipeline/${p.id}`)).status).toBe(404);
+  });
+
+  test("retrying an errand of a settled failed pipeline keeps it from clear", async () => {
+    const a = app();
+    const p = await createPipeline(a, { name: "again", errands: [{ name: "A", type: "again" }] });
+    const claimed = (await claim(a, "again")).body.results;
+    await a.call("PUT", `/v1/errand/${claimed.id}/failed`, { reason: "x" });
+    await a.call("POST", `/v1/errand/${claimed.id}/retry`);
+    a.clock.advance(2 * 3_600_000);
+    expect((await a.call("POST", "/v1/errands/clear/1h")).body.results).toEqual([]);
+    expect((await a.call("GET", `/v1/pipeline/${p.id}`)).body.results.status).toBe("active");
+  });
+});
+
 describe("pipeline status", () => {
   test("inactive, then active once an errand starts, then completed with endedMillis", async () => {
     const a = app();

@@ -83,16 +83,21 @@ describe("restart", () => {
   });
 });
 
+/** A database in `dir` made by the first `version` migrations only, as an older server left it. */
+function storeAtSchema(dir: string, version: number): Database {
+  const db = new Database(`${dir}/errands.sqlite`, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  for (const file of readdirSync(MIGRATIONS).sort().slice(0, version)) {
+    db.run(readFileSync(join(MIGRATIONS, file), "utf8"));
+  }
+  db.run(`PRAGMA user_version = ${version}`);
+  return db;
+}
+
 describe("migrations", () => {
   test("a store of schema 4 moves to 5 with its per-type counts recounted exactly", async () => {
     const dir = tempDir();
-    const path = `${dir}/errands.sqlite`;
-    const old = new Database(path, { create: true });
-    old.run("PRAGMA journal_mode = WAL");
-    for (const file of readdirSync(MIGRATIONS).sort().slice(0, 4)) {
-      old.run(readFileSync(join(MIGRATIONS, file), "utf8"));
-    }
-    old.run("PRAGMA user_version = 4");
+    const old = storeAtSchema(dir, 4);
     const insert = old.prepare(
       "INSERT INTO errands (id, name, type, status, created) VALUES (?, 'e', ?, ?, ?)",
     );
@@ -104,7 +109,8 @@ describe("migrations", () => {
     old.close();
 
     const a = makeApp({ dir });
-    expect(a.store.reader.query("PRAGMA user_version").get()).toEqual({ user_version: 5 });
+    // Through 5, and on to the newest.
+    expect(a.store.reader.query("PRAGMA user_version").get()).toEqual({ user_version: 6 });
     const types = (await a.call("GET", "/v1/types")).body.results;
     expect(types.map((t: { type: string; counts: object }) => [t.type, t.counts])).toEqual([
       ["a", { active: 1, inactive: 1 }],
@@ -116,5 +122,32 @@ describe("migrations", () => {
       active: 1,
       inactive: 2,
     });
+  });
+
+  test("a store of schema 5 moves to 6 with settled pipelines stamped, so clear finds them", async () => {
+    const dir = tempDir();
+    const old = storeAtSchema(dir, 5);
+    const pipeline = old.prepare(
+      "INSERT INTO pipelines (id, name, status, started) VALUES (?, ?, ?, 1)",
+    );
+    const errand = old.prepare(
+      "INSERT INTO errands (id, name, type, status, created, finished, pipeline) VALUES (?, ?, 't', ?, 1, ?, ?)",
+    );
+    pipeline.run("done", "done", "completed");
+    errand.run("d1", "a", "completed", 1000, "done");
+    errand.run("d2", "b", "completed", 2000, "done");
+    pipeline.run("running", "running", "failed");
+    errand.run("r1", "a", "failed", 1000, "running");
+    errand.run("r2", "b", "active", null, "running");
+    old.close();
+
+    const a = makeApp({ dir });
+    expect(a.store.reader.query("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+    expect(a.store.reader.query("SELECT id, finished FROM pipelines ORDER BY id").all()).toEqual([
+      { id: "done", finished: 2000 },
+      { id: "running", finished: null },
+    ]);
+    const cleared = (await a.call("POST", "/v1/errands/clear/1s")).body.results;
+    expect(cleared.map((e: { id: string }) => e.id).sort()).toEqual(["d1", "d2"]);
   });
 });

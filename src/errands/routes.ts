@@ -192,7 +192,8 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         response: { 200: ok(t.Array(Errand)), 400: ErrorBody },
         detail: {
           summary: "Delete errands finished more than a duration ago",
-          description: "Completed and failed errands; Go duration syntax (`90s`, `1h30m`).",
+          description:
+            "Completed and failed errands; Go duration syntax (`90s`, `1h30m`). Errands of a pipeline go with their whole pipeline, once it has settled (completed, or failed with nothing left to run) more than the duration ago. Answers the deleted errands; emits `deleted` for each.",
         },
       },
     )

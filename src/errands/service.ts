@@ -43,6 +43,8 @@ export interface PipelineHooks {
   onErrandChanged(tx: Tx, row: ErrandRow): void;
   /** The results of the errand's dependencies by name, or null when it has none. */
   dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null;
+  /** Deletes the pipelines settled before `threshold`, with their errands, answered (clear). */
+  clearFinished(tx: Tx, threshold: number): Errand[];
 }
 
 export type Filter = { key: ListKey; value: string } | null;
@@ -308,6 +310,8 @@ export class ErrandService {
         const row = this.w.row(id);
         if (row) removed.push(this.removeIn(tx, row));
       }
+      // Errands of a pipeline go with their pipeline, once all of it is done.
+      if (this.pipelines) removed.push(...this.pipelines.clearFinished(tx, threshold));
       return removed;
     });
   }

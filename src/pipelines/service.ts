@@ -183,13 +183,32 @@ export class PipelineService implements PipelineHooks {
           ? "active"
           : "inactive";
     const completed = status === "completed";
-    if (status !== pipeline.status || (completed && pipeline.ended === null)) {
-      this.w.setStatus.run(status, completed ? this.clock.now() : null, id);
+    const now = this.clock.now();
+    // Settled: completed or failed with nothing left to run. clear goes by when it settled.
+    const settled = (completed || status === "failed") && !progress.pending;
+    const finished = settled ? now : null;
+    if (
+      status !== pipeline.status ||
+      (completed && pipeline.ended === null) ||
+      finished !== pipeline.finished
+    ) {
+      this.w.setStatus.run(status, completed ? now : null, finished, id);
     }
     if (completed && pipeline.delete_on_completed) this.removeIn(tx, id);
   }
 
-  private removeIn(tx: Tx, id: string): void {
+  /** Deletes the pipelines that settled before `threshold`; answers their errands (clear). */
+  clearFinished(tx: Tx, threshold: number): Errand[] {
+    const removed: Errand[] = [];
+    for (const { id } of this.w.finishedBefore.all(threshold)) {
+      removed.push(...this.removeIn(tx, id));
+    }
+    return removed;
+  }
+
+  /** Deletes the pipeline, its errands (event `deleted` each) and edges; answers the errands. */
+  private removeIn(tx: Tx, id: string): Errand[] {
+    const removed: Errand[] = [];
     for (const { id: errandId } of this.w.errandIds.all(id)) {
       const row = this.errandsW.row(errandId);
       if (!row) continue;
@@ -197,9 +216,11 @@ export class PipelineService implements PipelineHooks {
       this.errandsW.removeLogs.run(errandId);
       this.errandsW.remove(row);
       this.bus.record(tx, "deleted", errand);
+      removed.push(errand);
     }
     this.w.removeDependencies.run(id);
     this.w.remove.run(id);
+    return removed;
   }
 
   /** The pipeline as GET and create answer it: with its errands and its dependencies. */

@@ -11,6 +11,8 @@ export interface PipelineRow {
   status: string;
   started: number;
   ended: number | null;
+  /** When it settled, completed or failed with nothing left to run; null otherwise. */
+  finished: number | null;
 }
 
 /** One edge by errand names: `target` depends on `dependsOn`. */
@@ -24,9 +26,11 @@ export interface PipelineProgress {
   failed: number;
   unfinished: number;
   started: number;
+  /** Whether an errand of it is still to run: inactive, active or scheduled. */
+  pending: number;
 }
 
-const PIPELINE_COLUMNS = "id, name, delete_on_completed, status, started, ended";
+const PIPELINE_COLUMNS = "id, name, delete_on_completed, status, started, ended, finished";
 
 /** `'a', 'b'` for an IN list of statuses: an IN on an index column is one seek per value. */
 const quoted = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).join(", ");
@@ -82,6 +86,7 @@ export class PipelineWrites extends PipelineReads {
   readonly insert;
   readonly insertDependency;
   readonly setStatus;
+  readonly finishedBefore;
   readonly progress;
   readonly unblockable;
   readonly errandIds;
@@ -99,8 +104,11 @@ export class PipelineWrites extends PipelineReads {
       `INSERT INTO pipeline_dependencies (pipeline, position, target, depends_on)
        VALUES (?, ?, ?, ?)`,
     );
-    this.setStatus = db.prepare<unknown, [string, number | null, string]>(
-      "UPDATE pipelines SET status = ?, ended = coalesce(ended, ?) WHERE id = ?",
+    this.setStatus = db.prepare<unknown, [string, number | null, number | null, string]>(
+      "UPDATE pipelines SET status = ?, ended = coalesce(ended, ?), finished = ? WHERE id = ?",
+    );
+    this.finishedBefore = db.prepare<{ id: string }, [number]>(
+      "SELECT id FROM pipelines WHERE finished < ? ORDER BY finished",
     );
     const unfinished = quoted(STATUSES.filter((s) => s !== "completed"));
     this.progress = db.prepare<PipelineProgress, [string]>(
@@ -111,7 +119,9 @@ export class PipelineWrites extends PipelineReads {
          EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status IN ('active', 'completed'))
            OR EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1
                         AND status IN (${quoted(STATUSES)}) AND started IS NOT NULL)
-           AS started`,
+           AS started,
+         EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1
+                   AND status IN ('inactive', 'active', 'scheduled')) AS pending`,
     );
     // The blocked dependents of one errand whose dependencies have all completed: a walk of
     // that errand's dependents and of their own dependencies, by index. Dependencies are checked
