@@ -284,6 +284,46 @@ describe("a client that goes away", () => {
     app.close();
   });
 
+  test("even if the store closes while that claim syncs, the errand is back after a restart", async () => {
+    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+    const { id } = await create(app, { type: "closing" });
+    holdSyncs();
+    const claiming = send("POST", "/v1/errands/process/closing");
+    await eventually(() => syncsHeld() === 1);
+    claiming.leave();
+    const closed = app.close(); // as on SIGTERM, with the claim's sync in flight
+    releaseSyncs();
+    await closed;
+    await claiming.answer.catch(() => null);
+    const again = makeApp({ dir: app.dir });
+    expect(await statusOf(again, id)).toMatchObject({ status: "inactive", attempts: 0 });
+    again.close();
+  });
+
+  test("a released retry keeps its start: its pipeline stays active", async () => {
+    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+    const made = await app.call("POST", "/v1/pipeline/", {
+      name: "p",
+      errands: [{ name: "x", type: "again", options: { retries: 1 } }],
+    });
+    const pipelineId = made.body.results.id;
+    const first = (await claim(app, "again")).body.results;
+    await app.call("PUT", `/v1/errand/${first.id}/failed`, { reason: "once" });
+    holdSyncs();
+    const claiming = send("POST", "/v1/errands/process/again");
+    await eventually(() => syncsHeld() === 1);
+    claiming.leave();
+    releaseSyncs();
+    await claiming.answer.catch(() => null);
+    await reaches(app, first.id, "inactive");
+    expect(await statusOf(app, first.id)).toMatchObject({ status: "inactive", attempts: 1 });
+    expect((await app.call("GET", `/v1/errand/${first.id}`)).body.results.started).toBeDefined();
+    expect((await app.call("GET", `/v1/pipeline/${pipelineId}`)).body.results.status).toBe(
+      "active",
+    );
+    app.close();
+  });
+
   test("during complete?next=true: the completion stands, the next errand goes back", async () => {
     const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
     const first = await create(app, { type: "chain" });

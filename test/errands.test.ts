@@ -635,6 +635,18 @@ describe("failed", () => {
     app.close();
   });
 
+  test("a cut message never ends in half a character", async () => {
+    const app = makeApp();
+    const { id } = await active(app);
+    const message = `x${"😀".repeat(6000)}`; // the cut falls inside a surrogate pair
+    await app.call("POST", `/v1/errand/${id}/log`, { severity: "INFO", message });
+    const kept = (await app.call("GET", `/v1/errand/${id}`)).body.results.logs.at(-1).message;
+    expect(kept.isWellFormed()).toBe(true);
+    expect(kept).not.toContain("\uFFFD"); // what storing half a pair would leave
+    expect(kept).toStartWith(message.slice(0, MAX_LOG_MESSAGE - 1));
+    app.close();
+  });
+
   test("failing needs a reason; an unknown errand is 404", async () => {
     const app = makeApp();
     const { id } = await active(app);

@@ -133,7 +133,9 @@ export class ErrandService {
       row.status = "inactive";
       row.attempts -= 1;
       row.progress = 0;
-      row.started = null;
+      // Never started if this was its first attempt; else it keeps a start (a pipeline that
+      // has run stays active).
+      if (row.attempts === 0) row.started = null;
       row.ttl_deadline = null;
       this.save(row);
       this.w.uncountAttempt.run(id);
@@ -311,7 +313,8 @@ export class ErrandService {
         if (row) removed.push(this.removeIn(tx, row));
       }
       // Errands of a pipeline go with their pipeline, once all of it is done.
-      if (this.pipelines) removed.push(...this.pipelines.clearFinished(tx, threshold));
+      // One push each: spreading hundreds of thousands of arguments overflows the stack.
+      for (const errand of this.pipelines?.clearFinished(tx, threshold) ?? []) removed.push(errand);
       return removed;
     });
   }
@@ -532,8 +535,10 @@ export const MAX_LOG_MESSAGE = 10_000;
 
 function keptMessage(message: string): string {
   if (message.length <= MAX_LOG_MESSAGE) return message;
-  const cut = message.length - MAX_LOG_MESSAGE;
-  return `${message.slice(0, MAX_LOG_MESSAGE)}… [${cut} more characters cut]`;
+  // Not between the two halves of a surrogate pair (an emoji, say).
+  const high = message.charCodeAt(MAX_LOG_MESSAGE - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? MAX_LOG_MESSAGE - 1 : MAX_LOG_MESSAGE;
+  return `${message.slice(0, end)}… [${message.length - end} more characters cut]`;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;

@@ -201,7 +201,7 @@ export class PipelineService implements PipelineHooks {
   clearFinished(tx: Tx, threshold: number): Errand[] {
     const removed: Errand[] = [];
     for (const { id } of this.w.finishedBefore.all(threshold)) {
-      removed.push(...this.removeIn(tx, id));
+      for (const errand of this.removeIn(tx, id)) removed.push(errand);
     }
     return removed;
   }

@@ -47,6 +47,7 @@ export class Store {
   readonly counts: TypeCounts;
   private group: Member[] | null = null;
   private closed = false;
+  private closing: Promise<void> | null = null;
   /** Whether each commit is fsync'd before it is answered (ERRANDS_SYNC=full). */
   private readonly durable: boolean;
   /** The WAL file, opened at the first commit, to fsync it. */
@@ -191,11 +192,20 @@ export class Store {
    * Commits the open group, waits until every group is answered, then closes; at once, with
    * nothing in flight.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.commit();
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
+    // Answering a group may write again (a claim handed back to the queue because its client
+    // left): commit and wait until no group is open and none is syncing.
+    for (;;) {
+      this.commit();
+      if (this.syncing === 0 && this.group === null) break;
+      await this.answered;
+    }
     this.closed = true;
-    if (this.syncing > 0) await this.answered;
     if (this.walFd !== null) {
       fsyncSync(this.walFd);
       closeSync(this.walFd);
