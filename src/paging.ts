@@ -32,16 +32,20 @@ export function pageOf<R extends { id: string }>(
   return { rows: kept, next: kept[kept.length - 1]?.id ?? null };
 }
 
-/** Streams {"status":"OK","results":[…]} a page at a time. */
-export function streamList(pages: Generator<unknown[]>): Response {
+/**
+ * Streams {"status":"OK","results":[…]} a page at a time. Pages may come asynchronously (clear
+ * yields each batch once it is on disk); one that fails cuts the answer short, so the client
+ * sees it is incomplete.
+ */
+export function streamList(pages: Generator<unknown[]> | AsyncGenerator<unknown[]>): Response {
   const encoder = new TextEncoder();
   let first = true;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       controller.enqueue(encoder.encode('{"status":"OK","results":['));
     },
-    pull(controller) {
-      const next = pages.next();
+    async pull(controller) {
+      const next = await pages.next();
       if (next.done) {
         controller.enqueue(encoder.encode("]}"));
         controller.close();
@@ -54,8 +58,8 @@ export function streamList(pages: Generator<unknown[]>): Response {
       }
       controller.enqueue(encoder.encode(chunk));
     },
-    cancel() {
-      pages.return(undefined);
+    async cancel() {
+      await pages.return(undefined);
     },
   });
   return new Response(stream, { headers: { "content-type": "application/json" } });

@@ -205,7 +205,7 @@ describe("cost", () => {
     sql.overdue.all(now, 100);
     sql.silent.all(now, 100);
     sql.due.all(now, 100);
-    sql.finishedBefore.all(now);
+    sql.finishedBefore.all(now, 100);
     const pipelines = new PipelineWrites(app.store.writer);
     pipelines.finishedBefore.all(now);
     const plans: Array<[Statement, string]> = [

@@ -931,6 +931,27 @@ describe("clear", () => {
     app.close();
   });
 
+  test("a large clear deletes in batches of its own transactions and answers every errand", async () => {
+    const app = makeApp();
+    for (let i = 0; i < 3; i++) {
+      const specs = Array.from({ length: 850 }, (_, n) => ({ name: `old${i}-${n}`, type: "bulk" }));
+      await app.call("POST", "/v1/errands/batch", { errands: specs });
+    }
+    await app.call("POST", "/v1/errands/update/type/bulk", { status: "completed" });
+    app.clock.advance(2 * 3_600_000);
+    const kept = await create(app, { type: "bulk" });
+    const commits = app.store.commits;
+    const cleared = await app.call("POST", "/v1/errands/clear/1h");
+    expect(cleared.status).toBe(200);
+    expect(cleared.body.results).toHaveLength(2550);
+    expect(new Set(cleared.body.results.map((e: { id: string }) => e.id)).size).toBe(2550);
+    // Three batches and a last, empty look: never one long transaction.
+    expect(app.store.commits - commits).toBeGreaterThanOrEqual(3);
+    const left = (await app.call("GET", "/v1/errands/list/type/bulk")).body.results;
+    expect(left.map((e: { id: string }) => e.id)).toEqual([kept.id]);
+    app.close();
+  });
+
   test("clear deletes failed errands too, and reads Go durations in their units", async () => {
     const app = makeApp();
     const failed = await active(app);

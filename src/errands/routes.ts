@@ -185,7 +185,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
             `${JSON.stringify(params.duration)} is not a duration such as 90s, 1h30m or 300ms`,
           );
         }
-        return { status: "OK" as const, results: await errands.clear(age) };
+        return streamList(await errands.clear(age));
       },
       {
         params: t.Object({ duration: t.String() }),
@@ -193,7 +193,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         detail: {
           summary: "Delete errands finished more than a duration ago",
           description:
-            "Completed and failed errands; Go duration syntax (`90s`, `1h30m`). Errands of a pipeline go with their whole pipeline, once it has settled (completed, or failed with nothing left to run) more than the duration ago. Answers the deleted errands; emits `deleted` for each.",
+            "Completed and failed errands; Go duration syntax (`90s`, `1h30m`). Errands of a pipeline go with their whole pipeline, once it has settled (completed, or failed with nothing left to run) more than the duration ago. Deletes about 1000 errands per transaction, so the queue keeps serving; answers the deleted errands, streamed, each batch once it is on disk, and emits `deleted` for each. A batch that fails after the first cuts the answer short.",
         },
       },
     )

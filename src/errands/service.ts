@@ -43,8 +43,11 @@ export interface PipelineHooks {
   onErrandChanged(tx: Tx, row: ErrandRow): void;
   /** The results of the errand's dependencies by name, or null when it has none. */
   dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null;
-  /** Deletes the pipelines settled before `threshold`, with their errands, answered (clear). */
-  clearFinished(tx: Tx, threshold: number): Errand[];
+  /**
+   * Deletes pipelines settled before `threshold`, whole, until about `limit` errands have gone;
+   * answers them (clear).
+   */
+  clearFinished(tx: Tx, threshold: number, limit: number): Errand[];
 }
 
 export type Filter = { key: ListKey; value: string } | null;
@@ -52,6 +55,8 @@ export type Filter = { key: ListKey; value: string } | null;
 export type BulkChange = { status: Status } | { delete: true };
 
 const SWEEP_BATCH = 500;
+/** About how many errands one write of clear deletes (a pipeline goes whole). */
+const CLEAR_BATCH = 1000;
 
 export class ErrandService {
   private readonly store: Store;
@@ -302,21 +307,38 @@ export class ErrandService {
     });
   }
 
-  /** Deletes completed and failed errands that finished more than `ageMs` ago. */
-  clear(ageMs: number): Promise<Errand[]> {
+  /**
+   * Deletes completed and failed errands that finished more than `ageMs` ago, and settled
+   * pipelines with their errands, a batch of about CLEAR_BATCH errands per write, so other
+   * requests are served in between and memory stays flat. The first batch is done before this
+   * answers; each batch is yielded once it is on disk.
+   */
+  async clear(ageMs: number): Promise<AsyncGenerator<Errand[]>> {
     if (ageMs < 0) throw new BadInput("Invalid duration", "the duration must not be negative");
-    return this.store.write((tx) => {
-      const threshold = this.clock.now() - ageMs;
-      const removed: Errand[] = [];
-      for (const { id } of this.w.finishedBefore.all(threshold)) {
-        const row = this.w.row(id);
-        if (row) removed.push(this.removeIn(tx, row));
+    const threshold = this.clock.now() - ageMs;
+    const batch = () =>
+      this.store.write((tx) => {
+        const removed: Errand[] = [];
+        for (const { id } of this.w.finishedBefore.all(threshold, CLEAR_BATCH)) {
+          const row = this.w.row(id);
+          if (row) removed.push(this.removeIn(tx, row));
+        }
+        // Errands of a pipeline go with their pipeline, once all of it is done.
+        if (removed.length < CLEAR_BATCH && this.pipelines) {
+          for (const errand of this.pipelines.clearFinished(tx, threshold, CLEAR_BATCH)) {
+            removed.push(errand);
+          }
+        }
+        return removed;
+      });
+    const first = await batch();
+    return (async function* () {
+      let removed = first;
+      while (removed.length > 0) {
+        yield removed;
+        removed = await batch();
       }
-      // Errands of a pipeline go with their pipeline, once all of it is done.
-      // One push each: spreading hundreds of thousands of arguments overflows the stack.
-      for (const errand of this.pipelines?.clearFinished(tx, threshold) ?? []) removed.push(errand);
-      return removed;
-    });
+    })();
   }
 
   /** Fails every active errand past its TTL (re-queued when retries remain); returns how many. */

@@ -197,11 +197,15 @@ export class PipelineService implements PipelineHooks {
     if (completed && pipeline.delete_on_completed) this.removeIn(tx, id);
   }
 
-  /** Deletes the pipelines that settled before `threshold`; answers their errands (clear). */
-  clearFinished(tx: Tx, threshold: number): Errand[] {
+  /**
+   * Deletes pipelines that settled before `threshold`, each whole, until about `limit` errands
+   * have gone; answers those errands (clear).
+   */
+  clearFinished(tx: Tx, threshold: number, limit: number): Errand[] {
     const removed: Errand[] = [];
-    for (const { id } of this.w.finishedBefore.all(threshold)) {
+    for (const { id } of this.w.finishedBefore.iterate(threshold)) {
       for (const errand of this.removeIn(tx, id)) removed.push(errand);
+      if (removed.length >= limit) break;
     }
     return removed;
   }

@@ -219,9 +219,9 @@ export class ErrandWrites extends ErrandReads {
     this.idsByType = db.prepare<{ id: string }, [string]>(
       "SELECT id FROM errands WHERE type = CAST(? AS TEXT) ORDER BY id",
     );
-    this.finishedBefore = db.prepare<{ id: string }, [number]>(
+    this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
       `SELECT id FROM errands WHERE finished < ? AND status IN ('completed', 'failed')
-         AND pipeline IS NULL ORDER BY finished`,
+         AND pipeline IS NULL ORDER BY finished LIMIT ?`,
     );
     this.overdue = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE ttl_deadline <= ? ORDER BY ttl_deadline LIMIT ?",
