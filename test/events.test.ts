@@ -183,6 +183,21 @@ describe("resume", () => {
     await sse.cancel();
   });
 
+  test("a large backlog of old events is pruned whole, a batch per write", async () => {
+    const a = app({ env: { ERRANDS_EVENT_RETENTION: "1h" } });
+    for (let i = 0; i < 11; i++) {
+      const specs = Array.from({ length: 1000 }, (_, n) => ({ name: `e${n}`, type: "backlog" }));
+      await a.call("POST", "/v1/errands/batch", { errands: specs });
+    }
+    a.clock.advance(2 * 3_600_000);
+    const kept = await create(a, "backlog", "new");
+    const commits = a.store.commits;
+    expect(await a.bus.prune(a.store, a.clock.now() - 3_600_000)).toBe(11_000);
+    expect(a.store.commits - commits).toBeGreaterThanOrEqual(2);
+    const left = a.store.reader.query("SELECT payload FROM events").all() as { payload: string }[];
+    expect(left.map((row) => JSON.parse(row.payload).errand.id)).toEqual([kept.id]);
+  });
+
   test("event ids keep increasing across a restart, even after every stored event was pruned", async () => {
     const a = app({ env: { ERRANDS_EVENT_RETENTION: "1h" } });
     await create(a);

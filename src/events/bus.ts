@@ -4,6 +4,9 @@
 import type { Store, Tx } from "../store/db.ts";
 import type { EventWrites } from "../store/events.ts";
 
+/** Most events one write of prune deletes. */
+const PRUNE_BATCH = 10_000;
+
 export const EVENT_NAMES = [
   "created",
   "updated",
@@ -45,9 +48,18 @@ export class EventBus {
     });
   }
 
-  /** Deletes the events recorded before `before` (ms); returns how many. */
-  prune(store: Store, before: number): Promise<number> {
-    return store.write(() => this.sql.prune.run(before).changes);
+  /**
+   * Deletes the events recorded before `before` (ms), PRUNE_BATCH per write so that a large
+   * backlog (after a long stop, or a shorter retention) never holds up other writes; returns
+   * how many.
+   */
+  async prune(store: Store, before: number): Promise<number> {
+    let pruned = 0;
+    for (;;) {
+      const n = await store.write(() => this.sql.prune.run(before, PRUNE_BATCH).changes);
+      pruned += n;
+      if (n < PRUNE_BATCH) return pruned;
+    }
   }
 
   subscribe(listener: Listener): () => void {

@@ -18,10 +18,12 @@ export class EventWrites {
     );
     // Ids grow with time: the events to drop are those before the first one recorded at or
     // after the cutoff, found by walking from the oldest, which are the rows deleted anyway.
-    this.prune = db.prepare<unknown, [number]>(
-      `DELETE FROM events WHERE id < coalesce(
-         (SELECT id FROM events WHERE created >= ? ORDER BY id LIMIT 1),
-         (SELECT max(id) + 1 FROM events))`,
+    // At most ?2 of them, the oldest ids, at a time (ids are handed out one after another).
+    this.prune = db.prepare<unknown, [number, number]>(
+      `DELETE FROM events WHERE id < min(
+         coalesce((SELECT id FROM events WHERE created >= ?1 ORDER BY id LIMIT 1),
+                  (SELECT max(id) + 1 FROM events)),
+         (SELECT min(id) FROM events) + ?2)`,
     );
   }
 }
