@@ -181,7 +181,7 @@ export function createApp(deps: AppDeps) {
     streams.closeAll();
   };
 
-  return { app, bus, errands, pipelines, types, waiters, streams, metrics, sweep, release };
+  return { app, bus, keys, errands, pipelines, types, waiters, streams, metrics, sweep, release };
 }
 
 export type App = ReturnType<typeof createApp>;

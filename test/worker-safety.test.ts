@@ -338,6 +338,23 @@ describe("idempotent create", () => {
     expect(keys).toEqual({ n: 1 });
   });
 
+  test("a large backlog of old keys is forgotten whole, a batch per write", async () => {
+    const a = app();
+    // As if 25,000 keys were used a day ago (written directly: as many creates take long).
+    const insert = a.store.writer.prepare(
+      "INSERT INTO idempotency_keys (key, request, response, created) VALUES (?, 'r', '{}', ?)",
+    );
+    a.store.writer.transaction(() => {
+      for (let i = 0; i < 25_000; i++) insert.run(`k${i}`, a.clock.now());
+    })();
+    a.clock.advance(24 * 3_600_000 + 1);
+    const commits = a.store.commits;
+    expect(await a.keys.prune()).toBe(25_000);
+    expect(a.store.commits - commits).toBe(3);
+    const keys = a.store.reader.query("SELECT count(*) AS n FROM idempotency_keys").get();
+    expect(keys).toEqual({ n: 0 });
+  });
+
   test("batch and pipeline creates honour the key too", async () => {
     const a = app();
     const key = { "idempotency-key": "batch-1" };

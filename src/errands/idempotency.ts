@@ -6,6 +6,8 @@ import type { Store } from "../store/db.ts";
 import { IdempotencySql } from "../store/types.ts";
 
 export const KEY_LIFETIME_MS = 24 * 3_600_000;
+/** Most keys one write of prune deletes. */
+const PRUNE_BATCH = 10_000;
 
 export class IdempotencyKeys {
   private readonly sql: IdempotencySql;
@@ -43,10 +45,10 @@ export class IdempotencyKeys {
     return result;
   }
 
-  /** Forgets keys older than their lifetime. */
+  /** Forgets keys older than their lifetime, a batch per write. */
   prune(): Promise<number> {
     const before = this.clock.now() - KEY_LIFETIME_MS;
-    return this.store.write(() => this.sql.prune.run(before).changes);
+    return this.store.deleteInBatches((n) => this.sql.prune.run(before, n).changes, PRUNE_BATCH);
   }
 }
 

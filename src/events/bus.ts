@@ -53,13 +53,8 @@ export class EventBus {
    * backlog (after a long stop, or a shorter retention) never holds up other writes; returns
    * how many.
    */
-  async prune(store: Store, before: number): Promise<number> {
-    let pruned = 0;
-    for (;;) {
-      const n = await store.write(() => this.sql.prune.run(before, PRUNE_BATCH).changes);
-      pruned += n;
-      if (n < PRUNE_BATCH) return pruned;
-    }
+  prune(store: Store, before: number): Promise<number> {
+    return store.deleteInBatches((n) => this.sql.prune.run(before, n).changes, PRUNE_BATCH);
   }
 
   subscribe(listener: Listener): () => void {

@@ -133,6 +133,19 @@ export class Store {
     });
   }
 
+  /**
+   * Runs a write that deletes at most `batch` rows, as its own write, again and again until one
+   * deletes fewer: a large backlog never holds up other writes. Answers how many went.
+   */
+  async deleteInBatches(run: (batch: number) => number, batch: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = await this.write(() => run(batch));
+      deleted += n;
+      if (n < batch) return deleted;
+    }
+  }
+
   /** Commits the open group now (also run by a timer after each event-loop turn). */
   commit(): void {
     const group = this.group;

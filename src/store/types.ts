@@ -69,6 +69,10 @@ export class IdempotencySql {
       `INSERT INTO idempotency_keys (key, request, response, created) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO UPDATE SET request = ?2, response = ?3, created = ?4`,
     );
-    this.prune = db.prepare<unknown, [number]>("DELETE FROM idempotency_keys WHERE created < ?");
+    // The oldest ?2 keys created before ?1, on idempotency_keys_created.
+    this.prune = db.prepare<unknown, [number, number]>(
+      `DELETE FROM idempotency_keys WHERE key IN (
+         SELECT key FROM idempotency_keys WHERE created < ? ORDER BY created LIMIT ?)`,
+    );
   }
 }
