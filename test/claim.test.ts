@@ -207,7 +207,7 @@ describe("cost", () => {
     sql.due.all(now, 100);
     sql.finishedBefore.all(now, 100);
     const pipelines = new PipelineWrites(app.store.writer);
-    pipelines.finishedBefore.all(now);
+    pipelines.finishedBefore.all(now, 100);
     const plans: Array<[Statement, string]> = [
       [candidate, "errands_claim"],
       [sql.overdue, "errands_ttl"],

@@ -203,7 +203,8 @@ export class PipelineService implements PipelineHooks {
    */
   clearFinished(tx: Tx, threshold: number, limit: number): Errand[] {
     const removed: Errand[] = [];
-    for (const { id } of this.w.finishedBefore.iterate(threshold)) {
+    // Read before deleting: a statement should not walk rows its own connection deletes.
+    for (const { id } of this.w.finishedBefore.all(threshold, limit)) {
       for (const errand of this.removeIn(tx, id)) removed.push(errand);
       if (removed.length >= limit) break;
     }

@@ -107,8 +107,8 @@ export class PipelineWrites extends PipelineReads {
     this.setStatus = db.prepare<unknown, [string, number | null, number | null, string]>(
       "UPDATE pipelines SET status = ?, ended = coalesce(ended, ?), finished = ? WHERE id = ?",
     );
-    this.finishedBefore = db.prepare<{ id: string }, [number]>(
-      "SELECT id FROM pipelines WHERE finished < ? ORDER BY finished",
+    this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM pipelines WHERE finished < ? ORDER BY finished LIMIT ?",
     );
     const unfinished = quoted(STATUSES.filter((s) => s !== "completed"));
     this.progress = db.prepare<PipelineProgress, [string]>(
