@@ -161,6 +161,24 @@ describe("group commit", () => {
   });
 });
 
+describe("deletes in batches", () => {
+  test("each batch is its own write, until one deletes fewer, or the rounds run out", async () => {
+    const a = app();
+    a.store.writer.run("CREATE TABLE chaff (n INTEGER)");
+    for (let i = 0; i < 25; i++) a.store.writer.run("INSERT INTO chaff VALUES (?)", [i]);
+    const remove = (n: number) =>
+      a.store.writer.run("DELETE FROM chaff WHERE rowid IN (SELECT rowid FROM chaff LIMIT ?)", [n])
+        .changes;
+    const left = () => a.store.writer.query("SELECT count(*) AS n FROM chaff").get();
+    let commits = a.store.commits;
+    expect(await a.store.deleteInBatches(remove, 10, 2)).toBe(20);
+    expect([a.store.commits - commits, left()]).toEqual([2, { n: 5 }]);
+    commits = a.store.commits;
+    expect(await a.store.deleteInBatches(remove, 10)).toBe(5);
+    expect([a.store.commits - commits, left()]).toEqual([1, { n: 0 }]);
+  });
+});
+
 describe("batch create", () => {
   test("creates every errand in one transaction and answers them in order", async () => {
     const a = app();

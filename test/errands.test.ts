@@ -952,6 +952,26 @@ describe("clear", () => {
     app.close();
   });
 
+  test("a client that stops reading a clear's answer does not stop the clear", async () => {
+    const app = makeApp();
+    for (let i = 0; i < 3; i++) {
+      const specs = Array.from({ length: 1000 }, (_, n) => ({ name: `c${i}-${n}`, type: "gone" }));
+      await app.call("POST", "/v1/errands/batch", { errands: specs });
+    }
+    await app.call("POST", "/v1/errands/update/type/gone", { status: "failed" });
+    app.clock.advance(2 * 3_600_000);
+    const res = await app.app.handle(
+      new Request("http://localhost/v1/errands/clear/1h", { method: "POST" }),
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read(); // the start of the answer, then the client leaves
+    await reader.cancel();
+    const left = async () => (await app.call("GET", "/v1/errands/list/type/gone")).body.results;
+    for (let i = 0; i < 500 && (await left()).length > 0; i++) await Bun.sleep(5);
+    expect(await left()).toEqual([]);
+    app.close();
+  });
+
   test("clear deletes failed errands too, and reads Go durations in their units", async () => {
     const app = makeApp();
     const failed = await active(app);

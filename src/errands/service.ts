@@ -331,12 +331,16 @@ export class ErrandService {
         }
         return removed;
       });
-    const first = await batch();
+    let removed = await batch();
     return (async function* () {
-      let removed = first;
-      while (removed.length > 0) {
-        yield removed;
-        removed = await batch();
+      try {
+        while (removed.length > 0) {
+          yield removed;
+          removed = await batch();
+        }
+      } finally {
+        // A client that goes away mid-answer does not stop the clear: the rest still goes.
+        while (removed.length > 0) removed = await batch();
       }
     })();
   }

@@ -4,8 +4,10 @@
 import type { Store, Tx } from "../store/db.ts";
 import type { EventWrites } from "../store/events.ts";
 
-/** Most events one write of prune deletes. */
+/** Most events one write of prune deletes, and most writes one prune makes: the sweep that
+ *  calls it each second also checks TTLs, so it must not wait long on a backlog. */
 const PRUNE_BATCH = 10_000;
+const PRUNE_ROUNDS = 10;
 
 export const EVENT_NAMES = [
   "created",
@@ -50,11 +52,15 @@ export class EventBus {
 
   /**
    * Deletes the events recorded before `before` (ms), PRUNE_BATCH per write so that a large
-   * backlog (after a long stop, or a shorter retention) never holds up other writes; returns
-   * how many.
+   * backlog (after a long stop, or a shorter retention) never holds up other writes, and at
+   * most PRUNE_ROUNDS writes a call (the next sweep goes on); returns how many.
    */
   prune(store: Store, before: number): Promise<number> {
-    return store.deleteInBatches((n) => this.sql.prune.run(before, n).changes, PRUNE_BATCH);
+    return store.deleteInBatches(
+      (n) => this.sql.prune.run(before, n).changes,
+      PRUNE_BATCH,
+      PRUNE_ROUNDS,
+    );
   }
 
   subscribe(listener: Listener): () => void {

@@ -135,15 +135,21 @@ export class Store {
 
   /**
    * Runs a write that deletes at most `batch` rows, as its own write, again and again until one
-   * deletes fewer: a large backlog never holds up other writes. Answers how many went.
+   * deletes fewer or `rounds` have run: a large backlog never holds up other writes, and the
+   * rest waits for the next call. Answers how many went.
    */
-  async deleteInBatches(run: (batch: number) => number, batch: number): Promise<number> {
+  async deleteInBatches(
+    run: (batch: number) => number,
+    batch: number,
+    rounds = Number.POSITIVE_INFINITY,
+  ): Promise<number> {
     let deleted = 0;
-    for (;;) {
+    for (let round = 0; round < rounds; round++) {
       const n = await this.write(() => run(batch));
       deleted += n;
-      if (n < batch) return deleted;
+      if (n < batch) break;
     }
+    return deleted;
   }
 
   /** Commits the open group now (also run by a timer after each event-loop turn). */

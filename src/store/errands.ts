@@ -219,9 +219,13 @@ export class ErrandWrites extends ErrandReads {
     this.idsByType = db.prepare<{ id: string }, [string]>(
       "SELECT id FROM errands WHERE type = CAST(? AS TEXT) ORDER BY id",
     );
+    // On errands_finished by name: with no statistics yet the planner may take errands_status
+    // and sort every finished errand for each batch of clear.
     this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
-      `SELECT id FROM errands WHERE finished < ? AND status IN ('completed', 'failed')
-         AND pipeline IS NULL ORDER BY finished LIMIT ?`,
+      `SELECT id FROM errands INDEXED BY errands_finished
+        WHERE finished < ? AND finished IS NOT NULL AND pipeline IS NULL
+          AND status IN ('completed', 'failed')
+        ORDER BY finished LIMIT ?`,
     );
     this.overdue = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE ttl_deadline <= ? ORDER BY ttl_deadline LIMIT ?",
@@ -229,8 +233,11 @@ export class ErrandWrites extends ErrandReads {
     this.silent = db.prepare<{ id: string }, [number, number]>(
       "SELECT id FROM errands WHERE heartbeat_deadline <= ? ORDER BY heartbeat_deadline LIMIT ?",
     );
+    // By name: with no statistics yet the planner takes errands_status and sorts every
+    // scheduled errand, each second.
     this.due = db.prepare<{ id: string }, [number, number]>(
-      "SELECT id FROM errands WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?",
+      `SELECT id FROM errands INDEXED BY errands_due
+        WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?`,
     );
   }
 

@@ -17,13 +17,17 @@ export class EventWrites {
       "INSERT INTO events (event, created, payload) VALUES (?, ?, ?)",
     );
     // Ids grow with time: the events to drop are those before the first one recorded at or
-    // after the cutoff, found by walking from the oldest, which are the rows deleted anyway.
-    // At most ?2 of them, the oldest ids, at a time (ids are handed out one after another).
+    // after the cutoff. At most ?2 at a time, the oldest ids (handed out one after another):
+    // the first kept one is looked for within that window only, so a batch reads no more
+    // rows than it deletes, however long the backlog.
     this.prune = db.prepare<unknown, [number, number]>(
-      `DELETE FROM events WHERE id < min(
-         coalesce((SELECT id FROM events WHERE created >= ?1 ORDER BY id LIMIT 1),
-                  (SELECT max(id) + 1 FROM events)),
-         (SELECT min(id) FROM events) + ?2)`,
+      `WITH win(lo, hi) AS (SELECT min(id), min(id) + ?2 FROM events)
+       DELETE FROM events WHERE id < (
+         SELECT coalesce(
+           (SELECT id FROM events WHERE id >= win.lo AND id < win.hi AND created >= ?1
+             ORDER BY id LIMIT 1),
+           win.hi)
+         FROM win)`,
     );
   }
 }

@@ -11,3 +11,8 @@ UPDATE pipelines
                       AND status IN ('inactive', 'active', 'scheduled'));
 
 CREATE INDEX pipelines_finished ON pipelines (finished) WHERE finished IS NOT NULL;
+
+-- clear walks errands that are not in a pipeline only (those go with their pipeline): the
+-- index of finished errands holds just those, so a batch reads no more than it deletes.
+DROP INDEX errands_finished;
+CREATE INDEX errands_finished ON errands (finished) WHERE finished IS NOT NULL AND pipeline IS NULL;
