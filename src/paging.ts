@@ -37,7 +37,7 @@ export function pageOf<R extends { id: string }>(
  * yields each batch once it is on disk); one that fails cuts the answer short, so the client
  * sees it is incomplete.
  */
-export function streamList(pages: Generator<unknown[]> | AsyncGenerator<unknown[]>): Response {
+export function streamList(pages: Iterator<unknown[]> | AsyncIterator<unknown[]>): Response {
   const encoder = new TextEncoder();
   let first = true;
   const stream = new ReadableStream<Uint8Array>({
@@ -59,7 +59,7 @@ export function streamList(pages: Generator<unknown[]> | AsyncGenerator<unknown[
       controller.enqueue(encoder.encode(chunk));
     },
     async cancel() {
-      await pages.return(undefined);
+      await pages.return?.(undefined);
     },
   });
   return new Response(stream, { headers: { "content-type": "application/json" } });

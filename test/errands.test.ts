@@ -972,6 +972,62 @@ describe("clear", () => {
     app.close();
   });
 
+  /** An app with `count` errands failed two hours ago, of type "old". */
+  async function withOld(count: number, options: Parameters<typeof makeApp>[0] = {}) {
+    const app = makeApp(options);
+    for (let made = 0; made < count; made += 1000) {
+      const specs = Array.from({ length: Math.min(1000, count - made) }, (_, n) => ({
+        name: `o${made + n}`,
+        type: "old",
+      }));
+      await app.call("POST", "/v1/errands/batch", { errands: specs });
+    }
+    await app.call("POST", "/v1/errands/update/type/old", { status: "failed" });
+    app.clock.advance(2 * 3_600_000);
+    const left = async () =>
+      (await app.call("GET", "/v1/errands/list/type/old")).body.results.length as number;
+    const clear = () =>
+      app.app.handle(new Request("http://localhost/v1/errands/clear/1h", { method: "POST" }));
+    return { app, left, clear };
+  }
+
+  test("a client that leaves before reading anything does not stop the clear either", async () => {
+    const { app, left, clear } = await withOld(3000);
+    await (await clear()).body?.cancel();
+    for (let i = 0; i < 500 && (await left()) > 0; i++) await Bun.sleep(5);
+    expect(await left()).toBe(0);
+    app.close();
+  });
+
+  test("a batch that fails ends the clear: its answer is cut short, and no batch follows", async () => {
+    let syncs = 0;
+    let failAt = Number.POSITIVE_INFINITY;
+    const { app, left, clear } = await withOld(3000, {
+      flush: async () => {
+        if (++syncs === failAt) throw new Error("EIO");
+      },
+    });
+    failAt = syncs + 2; // the second batch's sync
+    const text = await (await clear()).text().catch(() => "cut");
+    expect(() => JSON.parse(text)).toThrow();
+    expect(await left()).toBe(1000);
+    app.close();
+  });
+
+  test("a shutdown stops a clear whose client has left at its current batch", async () => {
+    const { app, clear } = await withOld(5000);
+    const reader = (await clear()).body?.getReader();
+    await reader?.read();
+    const cancelled = reader?.cancel(); // the clear goes on without its client…
+    await app.close(); // …until the shutdown
+    await cancelled;
+    const again = makeApp({ dir: app.dir });
+    const left = (await again.call("GET", "/v1/errands/list/type/old")).body.results.length;
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(5000);
+    again.close();
+  });
+
   test("clear deletes failed errands too, and reads Go durations in their units", async () => {
     const app = makeApp();
     const failed = await active(app);

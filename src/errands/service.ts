@@ -313,7 +313,7 @@ export class ErrandService {
    * requests are served in between and memory stays flat. The first batch is done before this
    * answers; each batch is yielded once it is on disk.
    */
-  async clear(ageMs: number): Promise<AsyncGenerator<Errand[]>> {
+  async clear(ageMs: number): Promise<AsyncIterator<Errand[]>> {
     if (ageMs < 0) throw new BadInput("Invalid duration", "the duration must not be negative");
     const threshold = this.clock.now() - ageMs;
     const batch = () =>
@@ -331,18 +331,33 @@ export class ErrandService {
         }
         return removed;
       });
-    let removed = await batch();
-    return (async function* () {
-      try {
-        while (removed.length > 0) {
-          yield removed;
-          removed = await batch();
+    const store = this.store;
+    // The batch done and not yet handed out; `more` until a batch comes back empty or fails.
+    let pending: Errand[] | null = await batch();
+    let more = pending.length > 0;
+    return {
+      async next() {
+        if (pending === null && more) {
+          try {
+            pending = await batch();
+          } catch (error) {
+            more = false; // a failed batch ends the clear: the answer is cut short
+            throw error;
+          }
+          more = pending.length > 0;
         }
-      } finally {
-        // A client that goes away mid-answer does not stop the clear: the rest still goes.
-        while (removed.length > 0) removed = await batch();
-      }
-    })();
+        const value = pending ?? [];
+        pending = null;
+        return value.length > 0 ? { done: false, value } : { done: true, value: undefined };
+      },
+      // The client went away mid-answer: the rest is deleted all the same, unless the server
+      // is shutting down (a later clear finishes it).
+      async return() {
+        while (more && !store.isClosing) more = (await batch()).length > 0;
+        more = false;
+        return { done: true, value: undefined };
+      },
+    };
   }
 
   /** Fails every active errand past its TTL (re-queued when retries remain); returns how many. */

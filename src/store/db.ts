@@ -207,6 +207,11 @@ export class Store {
     return !this.closed;
   }
 
+  /** Whether close() has been called: work that can wait for a later run should stop. */
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+
   /**
    * Commits the open group, waits until every group is answered, then closes; at once, with
    * nothing in flight.
