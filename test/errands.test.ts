@@ -1,7 +1,7 @@
 // The errand routes of SPEC §1–§3 as a client sees them: answers, errors, and lifecycle rules.
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { MAX_LOG_MESSAGE } from "../src/errands/service.ts";
+import { MAX_LOG_MESSAGE } from "../src/errands/model.ts";
 import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);

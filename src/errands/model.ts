@@ -175,15 +175,16 @@ export const ProgressBody = t.Object(
   { progress: t.Number({ minimum: 0, maximum: 100 }), attempt: Attempt },
   lenient,
 );
+/** Longest log message or failure reason kept, in characters (the rest is cut, not refused). */
+export const MAX_LOG_MESSAGE = 10_000;
+const LogText = t.String({
+  description: `Any length; its first ${MAX_LOG_MESSAGE.toLocaleString("en-US")} characters are kept`,
+});
 export const LogBody = t.Object(
-  {
-    severity: Severity,
-    message: t.String({ description: "Any length; its first 10,000 characters are kept" }),
-    attempt: Attempt,
-  },
+  { severity: Severity, message: LogText, attempt: Attempt },
   lenient,
 );
-export const FailBody = t.Object({ reason: t.String(), attempt: Attempt }, lenient);
+export const FailBody = t.Object({ reason: LogText, attempt: Attempt }, lenient);
 export const CompleteBody = t.Optional(
   t.Object({ results: t.Optional(JsonObject), attempt: Attempt }, lenient),
 );

@@ -268,7 +268,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           body?.results,
           body?.attempt,
         );
-        const handed = next && (await handOver(errands, Promise.resolve(next), signal));
+        const handed = next && (await handOver(errands, next, signal));
         return { status: "OK" as const, results: completed, next: handed };
       },
       {

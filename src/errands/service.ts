@@ -20,6 +20,7 @@ import {
   type ErrandSpec,
   type ListKey,
   type Log,
+  MAX_LOG_MESSAGE,
   type Status,
 } from "./model.ts";
 
@@ -468,7 +469,6 @@ export class ErrandService {
 
   private removeIn(tx: Tx, row: ErrandRow): Errand {
     const errand = toErrand(row, this.w);
-    this.w.removeLogs.run(row.id);
     this.w.remove(row);
     this.bus.record(tx, "deleted", errand);
     return errand;
@@ -568,12 +568,10 @@ export function startTime(options: Errand["options"], now: number): number {
 }
 
 /**
- * Longest log message or failure reason kept, in characters. Longer ones (a long stack trace)
- * are cut, not refused: refusing would leave the worker's report unrecorded. An errand carries
- * its logs in every event, so they stay bounded.
+ * A log message or failure reason as kept: longer ones (a long stack trace) are cut, not
+ * refused, since refusing would leave the worker's report unrecorded; an errand carries its
+ * logs in every event, so they stay bounded.
  */
-export const MAX_LOG_MESSAGE = 10_000;
-
 function keptMessage(message: string): string {
   if (message.length <= MAX_LOG_MESSAGE) return message;
   // Not between the two halves of a surrogate pair (an emoji, say).

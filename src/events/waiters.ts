@@ -127,7 +127,7 @@ export class Waiters {
  */
 export async function handOver(
   claimer: Claimer,
-  claimed: Promise<Errand>,
+  claimed: Errand | Promise<Errand>,
   signal: AbortSignal,
 ): Promise<Errand | null> {
   const errand = await claimed;

@@ -218,7 +218,6 @@ export class PipelineService implements PipelineHooks {
       const row = this.errandsW.row(errandId);
       if (!row) continue;
       const errand = toErrand(row, this.errandsW);
-      this.errandsW.removeLogs.run(errandId);
       this.errandsW.remove(row);
       this.bus.record(tx, "deleted", errand);
       removed.push(errand);

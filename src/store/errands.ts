@@ -114,7 +114,7 @@ export class ErrandWrites extends ErrandReads {
   private readonly unblockStmt;
   readonly uncountAttempt;
   readonly touch;
-  readonly removeLogs;
+  private readonly removeLogs;
   readonly appendLog;
   readonly trimLogs;
   readonly idsByStatus;
@@ -294,14 +294,14 @@ export class ErrandWrites extends ErrandReads {
     this.stored.set(row, row.status);
   }
 
-  /** Deletes the errand row (its logs are removeLogs'). */
+  /** Deletes the errand and its logs. */
   remove(row: ErrandRow): void {
     const before = this.storedStatus(row);
+    this.removeLogs.run(row.id);
     if (this.removeStmt.run(row.id).changes > 0) this.counts.removed(row.type, before);
     this.stored.delete(row);
   }
 
-  /** Queues a blocked errand whose dependencies have all completed. */
   /** A blocked errand whose dependencies are done: queued, or scheduled if its time is ahead. */
   unblock(row: ErrandRow, now: number): void {
     const status = row.run_at !== null && row.run_at > now ? "scheduled" : "inactive";
