@@ -7,11 +7,11 @@ import type { Config } from "./config.ts";
 import { IdempotencyKeys } from "./errands/idempotency.ts";
 import { errandRoutes } from "./errands/routes.ts";
 import { ErrandService } from "./errands/service.ts";
-import { BadInput, DomainError } from "./errors.ts";
+import { BadInput, DomainError, Unauthorized } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { EventStreams } from "./events/stream.ts";
 import { Waiters } from "./events/waiters.ts";
-import { Auth, splitUrl } from "./ops/auth.ts";
+import { Auth, requestTarget } from "./ops/auth.ts";
 import { BodyTooLarge, declaresTooLarge, readBodyText } from "./ops/body-limit.ts";
 import { Cors } from "./ops/cors.ts";
 import { healthRoutes } from "./ops/health.ts";
@@ -28,6 +28,8 @@ import { StoreStats } from "./store/stats.ts";
 import { typeRoutes } from "./types/routes.ts";
 import { TypeService } from "./types/service.ts";
 import { VERSION } from "./version.ts";
+
+const BEARER_CHALLENGE = 'Bearer realm="errands"';
 
 /** The route label of answers given before routing (preflights, 401, 413) and of 404s. */
 const UNROUTED = "(unrouted)";
@@ -97,7 +99,10 @@ export function createApp(deps: AppDeps) {
   });
 
   // normalize: false — bodies are validated as sent, never coerced (an array is not an object).
-  const app = new Elysia({ normalize: false })
+  // standardHostname: false — the router finds the path after any host, however short, where
+  // it would otherwise skip the first 11 characters of the URL (a one-letter Host then let
+  // the query string pose as the path).
+  const app = new Elysia({ normalize: false, handler: { standardHostname: false } })
     // Before routing, so no body is read for a client that will be refused anyway.
     .onRequest(({ request, set }) => {
       arrived.set(request, performance.now());
@@ -116,13 +121,29 @@ export function createApp(deps: AppDeps) {
         const error = new BodyTooLarge(config.maxBody);
         return refuse(413, { message: error.message, error: error.detail });
       }
-      const { path, search } = splitUrl(request.url);
-      if (auth.guards(request.method, path) && !auth.admits(request, path, search)) {
-        set.headers["www-authenticate"] = 'Bearer realm="errands"';
-        return refuse(401, {
-          message: "Unauthorized",
-          error: "a valid Authorization: Bearer token is required",
+      const target = requestTarget(request.url);
+      if (target === null) {
+        return refuse(400, {
+          message: "Bad request",
+          error: "the Host header is missing or invalid",
         });
+      }
+      // Refused here, before any body is read; checked again below on the route matched.
+      if (
+        auth.guards(request.method, target.path) &&
+        !auth.admits(request, target.path, target.search)
+      ) {
+        set.headers["www-authenticate"] = BEARER_CHALLENGE;
+        const error = new Unauthorized();
+        return refuse(401, { message: error.message, error: error.detail });
+      }
+    })
+    // The decision that counts: made on the route the router actually chose, whatever path
+    // the URL seemed to have, before its input is validated. Only the health route is exempt.
+    .onTransform(({ request, route }) => {
+      const search = requestTarget(request.url)?.search ?? "";
+      if (auth.guards(request.method, route) && !auth.admits(request, route, search)) {
+        throw new Unauthorized();
       }
     })
     .onParse(async ({ request }) => parseJsonBody(request, config.maxBody))
@@ -136,6 +157,7 @@ export function createApp(deps: AppDeps) {
         });
       }
       set.status = answer.status;
+      if (answer.status === 401) set.headers["www-authenticate"] = BEARER_CHALLENGE;
       return answer.body;
     })
     .onAfterResponse((context) => {

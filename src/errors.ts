@@ -2,7 +2,7 @@
 
 export class DomainError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 413 | 503,
+    readonly status: 400 | 401 | 404 | 409 | 413 | 503,
     message: string,
     readonly detail: string,
   ) {
@@ -13,6 +13,13 @@ export class DomainError extends Error {
 export class BadInput extends DomainError {
   constructor(message: string, detail: string) {
     super(400, message, detail);
+  }
+}
+
+/** No valid bearer token where one is needed; answered with `WWW-Authenticate: Bearer`. */
+export class Unauthorized extends DomainError {
+  constructor() {
+    super(401, "Unauthorized", "a valid Authorization: Bearer token is required");
   }
 }
 

@@ -6,19 +6,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
  * Routes that also read ?token=, for a browser that cannot set headers there: the event stream
  * (EventSource) and Swagger UI's page, its files and its document (a page's links).
  */
-const TOKEN_IN_QUERY = new Set([
-  "/v1/errands/notifications",
-  "/v1/errands/notifications/",
-  "/swagger",
-  "/swagger/",
-  "/swagger/json",
-  "/swagger/json/",
-]);
+const TOKEN_IN_QUERY = new Set(["/v1/errands/notifications", "/swagger", "/swagger/json"]);
 const TOKEN_IN_QUERY_PREFIX = "/swagger/assets/";
 
 /** Open to all: the health check. */
-const OPEN = new Set(["/health", "/health/"]);
-const METRICS = new Set(["/metrics", "/metrics/"]);
+export const HEALTH_PATH = "/health";
+const METRICS_PATH = "/metrics";
 
 export class Auth {
   /** SHA-256 of each token: equal-length buffers for timingSafeEqual, whatever the lengths. */
@@ -35,20 +28,25 @@ export class Auth {
     return this.digests.length > 0;
   }
 
-  /** Whether a request for `path` needs a token at all. */
-  guards(method: string, path: string): boolean {
+  /**
+   * Whether a request needs a token at all. `route` is the template of the route the router
+   * matched (`/v1/errand/:id`), or the request's path before routing: both read the same way.
+   */
+  guards(method: string, route: string): boolean {
     if (!this.enabled || method === "OPTIONS") return false;
-    if (OPEN.has(path)) return false;
-    if (METRICS.has(path)) return !this.metricsPublic;
+    const at = withoutTrailingSlash(route);
+    if (at === HEALTH_PATH) return false;
+    if (at === METRICS_PATH) return !this.metricsPublic;
     return true;
   }
 
   /** Whether the request carries one of the tokens, in its Authorization header or, where a
    *  browser cannot set one, in ?token=. */
-  admits(request: Request, path: string, search: string): boolean {
+  admits(request: Request, route: string, search: string): boolean {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    const at = withoutTrailingSlash(route);
     const inQuery =
-      TOKEN_IN_QUERY.has(path) || path.startsWith(TOKEN_IN_QUERY_PREFIX)
+      TOKEN_IN_QUERY.has(at) || at.startsWith(TOKEN_IN_QUERY_PREFIX)
         ? new URLSearchParams(search).get("token")
         : null;
     const token = bearer ?? inQuery;
@@ -65,9 +63,23 @@ function digest(token: string): Buffer {
   return createHash("sha256").update(token).digest();
 }
 
-/** The path and the query string of a request URL, without building a URL object. */
-export function splitUrl(url: string): { path: string; search: string } {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+/**
+ * The path and query string of a request URL, read as the router reads them; null when the
+ * URL is not absolute. Bun hands a request with an empty or malformed Host (`a/b`, `a b`, a
+ * port out of range) over with a bare path for its URL, which would be read wrong here and by
+ * the router alike, so such a request is refused before anything else looks at it.
+ */
+export function requestTarget(url: string): { path: string; search: string } | null {
+  if (!(url.startsWith("http://") || url.startsWith("https://")) || !URL.canParse(url)) {
+    return null;
+  }
+  const host = url.indexOf("//") + 2;
+  const start = url.indexOf("/", host);
+  if (start === host) return null; // no host at all: "http:///path"
   if (start < 0) return { path: "/", search: "" };
   const q = url.indexOf("?", start);
   return q < 0

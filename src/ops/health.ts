@@ -3,6 +3,7 @@
 import { Elysia, t } from "elysia";
 import { ErrorBody } from "../errands/model.ts";
 import type { StoreStats } from "../store/stats.ts";
+import { HEALTH_PATH } from "./auth.ts";
 
 const Health = t.Object(
   { status: t.Literal("OK"), version: t.String() },
@@ -11,7 +12,7 @@ const Health = t.Object(
 
 export function healthRoutes(stats: StoreStats, version: string) {
   return new Elysia({ tags: ["operations"] }).get(
-    "/health",
+    HEALTH_PATH,
     () => {
       stats.check();
       return { status: "OK" as const, version };
