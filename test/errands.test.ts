@@ -693,6 +693,19 @@ describe("completed", () => {
     app.close();
   });
 
+  test("a body that is not an object is refused, and the errand stays active", async () => {
+    const app = makeApp();
+    const { id } = await active(app);
+    for (const body of ["1", '"x"', "null", "true", "[]", '"{\\"results\\":{\\"rows\\":3}}"']) {
+      const done = await app.call("PUT", `/v1/errand/${id}/completed`, body);
+      expectError(done, 400, /body/);
+      const beat = await app.call("POST", `/v1/errand/${id}/heartbeat`, body);
+      expectError(beat, 400, /body/);
+    }
+    expect((await get(app, id)).status).toBe("active");
+    app.close();
+  });
+
   test("results must be a JSON object", async () => {
     const app = makeApp();
     const { id } = await active(app);

@@ -476,6 +476,34 @@ describe("reading and deleting", () => {
 });
 
 describe("running a pipeline", () => {
+  test("an errand named __proto__ hands its results on like any other name", async () => {
+    const a = app();
+    const p = await createPipeline(a, {
+      name: "prototype",
+      errands: [
+        { name: "__proto__", type: "first" },
+        { name: "constructor", type: "second" },
+        { name: "last", type: "third" },
+      ],
+      dependencies: [
+        { target: "last", dependsOn: "__proto__" },
+        { target: "last", dependsOn: "constructor" },
+      ],
+    });
+    await run(a, "first", { rows: 1 });
+    await run(a, "second", { rows: 2 });
+    const claimed = await claim(a, "third");
+    const text = JSON.stringify(claimed.body.results.dependencyResults);
+    expect(JSON.parse(text)).toEqual(
+      JSON.parse('{"__proto__":{"rows":1},"constructor":{"rows":2}}'),
+    );
+    expect(Object.keys(claimed.body.results.dependencyResults).sort()).toEqual([
+      "__proto__",
+      "constructor",
+    ]);
+    expect((await pipeline(a, p.id)).status).toBe("active");
+  });
+
   test("an errand is unblocked only once all its dependencies have completed", async () => {
     const a = app();
     const p = await createPipeline(a, diamond());

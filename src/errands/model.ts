@@ -185,10 +185,13 @@ export const LogBody = t.Object(
   lenient,
 );
 export const FailBody = t.Object({ reason: LogText, attempt: Attempt }, lenient);
-export const CompleteBody = t.Optional(
-  t.Object({ results: t.Optional(JsonObject), attempt: Attempt }, lenient),
+// An empty body reads as {} (see app.ts): a worker completes with no results that way. Any
+// other body must be an object, so a double-encoded one is refused, not read as {}.
+export const CompleteBody = t.Object(
+  { results: t.Optional(JsonObject), attempt: Attempt },
+  lenient,
 );
-export const HeartbeatBody = t.Optional(t.Object({ attempt: Attempt }, lenient));
+export const HeartbeatBody = t.Object({ attempt: Attempt }, lenient);
 
 export const ListKey = t.Union([t.Literal("status"), t.Literal("type")], {
   error: "the key must be status or type",

@@ -258,15 +258,15 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         if (query.next !== true) {
           return {
             status: "OK" as const,
-            results: await errands.complete(params.id, body?.results, body?.attempt),
+            results: await errands.complete(params.id, body.results, body.attempt),
           };
         }
         // Taken before the write: the client may go away while it commits.
         const signal = request.signal;
         const { completed, next } = await errands.completeAndClaim(
           params.id,
-          body?.results,
-          body?.attempt,
+          body.results,
+          body.attempt,
         );
         const handed = next && (await handOver(errands, next, signal));
         return { status: "OK" as const, results: completed, next: handed };
@@ -298,7 +298,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errand/:id/heartbeat",
       async ({ params, body }) => ({
         status: "OK" as const,
-        results: await errands.heartbeat(params.id, body?.attempt),
+        results: await errands.heartbeat(params.id, body.attempt),
       }),
       {
         params: Id,

@@ -153,9 +153,10 @@ export class PipelineService implements PipelineHooks {
   dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null {
     const rows = (tx ? this.w : this.r).dependencyResults.all(id);
     if (rows.length === 0) return null;
-    const results: Record<string, Record<string, unknown>> = {};
-    for (const row of rows) results[row.name] = row.results === null ? {} : JSON.parse(row.results);
-    return results;
+    // Own properties whatever the names: an errand named __proto__ must not set a prototype.
+    return Object.fromEntries(
+      rows.map((row) => [row.name, row.results === null ? {} : JSON.parse(row.results)]),
+    );
   }
 
   // --- inside a write transaction ---
