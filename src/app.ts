@@ -260,11 +260,32 @@ async function parseJsonBody(request: Request, maxBody: number): Promise<unknown
   if (jsonDepth(text) > MAX_JSON_DEPTH) {
     throw new BadInput("Malformed body", `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
   }
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
     throw new BadInput("Malformed body", "the body is not valid JSON");
   }
+  // Only a \uD800–\uDFFF escape can make one: decoded UTF-8 text has none of its own.
+  if (SURROGATE_ESCAPE.test(text) && !wellFormed(body)) {
+    throw new BadInput(
+      "Malformed body",
+      "the body has a lone surrogate (a \\uD800–\\uDFFF escape without its pair): it cannot be stored as text",
+    );
+  }
+  return body;
+}
+
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
+/** Whether every string in a parsed JSON value, keys included, is well-formed Unicode. */
+function wellFormed(value: unknown): boolean {
+  if (typeof value === "string") return value.isWellFormed();
+  if (Array.isArray(value)) return value.every(wellFormed);
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).every(([key, item]) => key.isWellFormed() && wellFormed(item));
+  }
+  return true;
 }
 
 /** How deep arrays and objects nest in JSON text, brackets inside strings not counted. */

@@ -49,6 +49,25 @@ describe("conventions", () => {
     app.close();
   });
 
+  test("a lone surrogate anywhere in a body is refused; a surrogate pair is kept as sent", async () => {
+    const app = makeApp();
+    const lone = [
+      '{"name":"s\\ud800x","type":"t"}',
+      '{"name":"a","type":"t","data":{"k":["\\udfff"]}}',
+      '{"name":"a","type":"t","data":{"\\uDBFF":1}}',
+    ];
+    for (const body of lone) {
+      expectError(await app.call("POST", "/v1/errands", body), 400, /lone surrogate/);
+    }
+    expect((await app.call("GET", "/v1/errands")).body.results).toEqual([]);
+    const paired = await app.call("POST", "/v1/errands", '{"name":"s\\ud83d\\ude00x","type":"t"}');
+    expect(paired.status).toBe(200);
+    expect(paired.body.results.name).toBe("s😀x");
+    const got = await app.call("GET", `/v1/errand/${paired.body.results.id}`);
+    expect(got.body.results.name).toBe("s😀x");
+    app.close();
+  });
+
   test("every route answers the same with and without a trailing slash, with no redirect", async () => {
     const app = makeApp();
     const seen: Array<[string, string, Answer]> = [];
