@@ -171,7 +171,7 @@ export function createApp(deps: AppDeps) {
             : 200;
       metrics.observeRequest(request.method, route || UNROUTED, code, elapsed(request));
     })
-    .use(healthRoutes(stats, VERSION))
+    .use(healthRoutes(stats, VERSION, () => clock.now()))
     .use(metricsRoutes(metrics))
     .use(swaggerRoutes("Errands API"))
     .use(errandRoutes(errands, waiters))

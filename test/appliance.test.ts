@@ -268,6 +268,24 @@ describe("/health", () => {
     const app = makeApp();
     expect((await app.call("GET", "/health/")).status).toBe(200);
   });
+
+  test("answers 503 while writes fail though reads still answer, and OK once they succeed", async () => {
+    let failing = false;
+    const app = makeApp({
+      flush: async () => {
+        if (failing) throw new Error("EIO: i/o error, fsync");
+      },
+    });
+    expect((await app.call("GET", "/health")).status).toBe(200);
+    failing = true;
+    expect((await app.call("GET", "/v1/errands")).status).toBe(200);
+    expect((await app.call("POST", "/v1/errands", { name: "a", type: "t" })).status).toBe(503);
+    const sick = await app.call("GET", "/health");
+    expectEnvelope(sick, 503);
+    expect(sick.body.error).toContain("EIO");
+    failing = false;
+    expect((await app.call("GET", "/health")).status).toBe(200);
+  });
 });
 
 describe("/metrics", () => {

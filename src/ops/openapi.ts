@@ -81,7 +81,9 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
     if (hooks.body !== undefined && method !== "get" && method !== "head") {
       const schema = plain(hooks.body);
       operation.requestBody = {
-        required: !isOptional(hooks.body),
+        // An empty body reads as {} (app.ts): one is needed only where a field is.
+        required:
+          !isOptional(hooks.body) && ((schema.required as unknown[] | undefined)?.length ?? 0) > 0,
         content: { "application/json": withExample({ schema }) },
       };
     }

@@ -25,9 +25,10 @@ import m0003 from "./migrations/0003_queue_depth.sql" with { type: "text" };
 import m0004 from "./migrations/0004_worker_safety.sql" with { type: "text" };
 import m0005 from "./migrations/0005_lighter_writes.sql" with { type: "text" };
 import m0006 from "./migrations/0006_pipeline_finished.sql" with { type: "text" };
+import m0007 from "./migrations/0007_write_probe.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
 
 export interface Tx {
   /** Runs fn after the commit that holds this write, never if it is rolled back. */

@@ -1,5 +1,5 @@
-// Read-only questions the operations routes ask the database: is it answering, and how many
-// errands of each type and status it holds. Both run on the reader connection.
+// What the operations routes ask the database: does it answer reads, does a write reach the
+// disk, and how many errands of each type and status it holds.
 
 import type { Statement } from "bun:sqlite";
 import { StorageUnavailable } from "../errors.ts";
@@ -14,6 +14,10 @@ export interface DepthRow {
 export class StoreStats {
   private readonly ping: Statement<{ any: number }, []>;
   private readonly depth: Statement<DepthRow, []>;
+  private readonly touchProbe: Statement<unknown, [number]>;
+  /** The probe write in flight: concurrent health checks share it, so a flood of them costs
+   *  one write per commit. */
+  private probing: Promise<void> | null = null;
 
   constructor(private readonly store: Store) {
     this.ping = store.reader.prepare("SELECT EXISTS (SELECT 1 FROM errands) AS any");
@@ -22,11 +26,29 @@ export class StoreStats {
     this.depth = store.reader.prepare(
       "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
     );
+    this.touchProbe = store.writer.prepare(
+      "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    );
   }
 
   /** Throws StorageUnavailable unless a real query on the database answers. */
   check(): void {
     this.run(() => this.ping.get());
+  }
+
+  /**
+   * Settles once a one-row write has committed (and, when durable, been synced) like any
+   * request's; rejects with StorageUnavailable when writes fail.
+   */
+  checkWrites(now: number): Promise<void> {
+    this.probing ??= this.store
+      .write(() => {
+        this.touchProbe.run(now);
+      })
+      .finally(() => {
+        this.probing = null;
+      });
+    return this.probing;
   }
 
   countByTypeAndStatus(): DepthRow[] {
