@@ -871,6 +871,23 @@ describe("bulk update", () => {
     app.close();
   });
 
+  test("the service itself refuses a bulk update to scheduled: it has no time to come due", async () => {
+    const app = makeApp();
+    const e = await create(app, { type: "a" });
+    const refused = await app.errands
+      .updateWhere({ key: "type", value: "a" }, { status: "scheduled" })
+      .then(
+        () => null,
+        (error: { status: number; detail: string }) => error,
+      );
+    expect(refused?.status).toBe(400);
+    expect(refused?.detail).toContain("scheduled needs a time");
+    expect((await get(app, e.id)).status).toBe("inactive");
+    const answer = await app.call("POST", "/v1/errands/update/type/a", { status: "scheduled" });
+    expectError(answer, 400, /scheduled/);
+    app.close();
+  });
+
   test("setting completed or failed in bulk stamps when, so clear can find them", async () => {
     const app = makeApp();
     const a = await create(app, { type: "a" });

@@ -115,6 +115,21 @@ describe("heartbeat", () => {
     expect((await get(a, e.id)).status).toBe("failed");
   });
 
+  test("an errand set active by a bulk update is held to its heartbeat too", async () => {
+    const a = app();
+    const e = await create(a, { heartbeat: 10 });
+    const bulk = await a.call("POST", "/v1/errands/update/type/work", { status: "active" });
+    expect(bulk.body.count).toBe(1);
+    a.clock.advance(9_000);
+    await a.sweep();
+    expect((await get(a, e.id)).status).toBe("active");
+    a.clock.advance(2_000);
+    await a.sweep();
+    const failed = await get(a, e.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.logs.at(-1)).toMatchObject({ severity: "ERROR", message: "Heartbeat timeout" });
+  });
+
   test("a heartbeat timeout re-queues under the retry rule and emits failed", async () => {
     const a = app();
     const seen: string[] = [];

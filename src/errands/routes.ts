@@ -339,9 +339,6 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
 
 /** Exactly one of {"status":S} and {"delete":true}. */
 function bulkChange(body: { status?: Status; delete?: boolean }): BulkChange {
-  if (body.status === "scheduled") {
-    throw new BadInput("Invalid request", "body.status: scheduled needs a time; use retry instead");
-  }
   if (body.status !== undefined && body.delete === undefined) return { status: body.status };
   if (body.delete === true && body.status === undefined) return { delete: true };
   throw new BadInput(

@@ -286,6 +286,12 @@ export class ErrandService {
 
   /** Sets every matching errand to a status, or deletes them all; returns how many. */
   updateWhere(filter: { key: ListKey; value: string }, change: BulkChange): Promise<number> {
+    // A scheduled errand needs a time to come due; a bulk update has none to give it.
+    if ("status" in change && change.status === "scheduled") {
+      return Promise.reject(
+        new BadInput("Invalid request", "body.status: scheduled needs a time; use retry instead"),
+      );
+    }
     return this.store.write((tx) => {
       const ids = this.w.idsWhere(filter.key, filter.value);
       let count = 0;
@@ -484,11 +490,13 @@ export class ErrandService {
     if (status === "failed") row.failed = now;
     if (status === "active") {
       row.started ??= now;
-      const ttl = parseOptions(row).ttl ?? 0;
+      const { ttl = 0, heartbeat = 0 } = parseOptions(row);
       // Any positive ttl is accepted (v1): one beyond the safe integers means never.
       row.ttl_deadline = ttl > 0 ? Math.min(now + ttl * 60_000, Number.MAX_SAFE_INTEGER) : null;
+      row.heartbeat_deadline = heartbeat > 0 ? now + heartbeat * 1000 : null;
     } else {
       row.ttl_deadline = null;
+      row.heartbeat_deadline = null;
     }
   }
 
