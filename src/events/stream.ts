@@ -81,7 +81,7 @@ export class EventStreams {
         detail: {
           summary: "Watch errand events (Server-Sent Events)",
           description:
-            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…}`. Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`.',
+            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…,"log":…}`: `errand` is the errand after the change without its `logs`; `log`, present when the change appended a log entry, is that entry (`severity`, `message`, `timestamp`). Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`.',
           responses: {
             200: {
               description: "An endless text/event-stream",
