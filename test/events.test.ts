@@ -271,6 +271,23 @@ describe("resume", () => {
     await sse.cancel();
   });
 
+  test("a client resuming from an id beyond the newest is told to reset, then hears new events", async () => {
+    const a = app();
+    await create(a);
+    await create(a);
+    const { sse } = await watch(a, "", { "last-event-id": "1000" });
+    await sse.until(() => sse.frames.some((f) => f.event === "reset"));
+    const reset = sse.frames.find((f) => f.event === "reset");
+    expect(reset?.id).toBe("2");
+    expect(JSON.parse(reset?.data ?? "{}")).toEqual({ event: "reset", after: 1000, newest: 2 });
+    const later = await create(a, "extract", "after the reset");
+    await sse.until(() => sse.events.length === 1);
+    expect(sse.events[0]).toMatchObject({ id: 3, event: "created", errand: { id: later.id } });
+    const kinds = sse.frames.map((f) => (f.retry !== undefined ? "retry" : f.event));
+    expect(kinds).toEqual(["retry", "reset", "message"]);
+    await sse.cancel();
+  });
+
   test("a Last-Event-ID that is not a number is a 400", async () => {
     const a = app();
     const res = await a.app.handle(
