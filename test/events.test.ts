@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import net from "node:net";
 import { EventSource } from "eventsource";
+import { EventReads } from "../src/store/events.ts";
 import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually, SseReader } from "./sse.ts";
 
@@ -123,6 +124,50 @@ describe("event stream", () => {
   });
 });
 
+describe("event size", () => {
+  test("a log event carries the new entry beside the errand, which comes without its logs", async () => {
+    const a = app();
+    const { sse } = await watch(a);
+    const e = await create(a);
+    await a.call("POST", "/v1/errands/process/extract");
+    const logged = await a.call("POST", `/v1/errand/${e.id}/log`, {
+      severity: "WARNING",
+      message: "hi",
+    });
+    await sse.until(() => sse.events.length === 3);
+    const data = JSON.parse(sse.frames.filter((f) => f.event === "message")[2]?.data ?? "{}");
+    expect(Object.keys(data)).toEqual(["event", "errand", "log"]);
+    expect(data.event).toBe("updated");
+    expect(data.log).toEqual({ severity: "WARNING", message: "hi", timestamp: a.clock.now() });
+    const { logs, ...withoutLogs } = logged.body.results;
+    expect(logs.at(-1)).toEqual(data.log);
+    expect(data.errand).toEqual(withoutLogs);
+    // The claim's event carries the line it appended, and no logs either.
+    expect(sse.events[1]).toMatchObject({ event: "processing", log: { message: "Started!" } });
+    expect(sse.events[1]?.errand).not.toHaveProperty("logs");
+    await sse.cancel();
+  });
+
+  test("1,000 log lines make events whose bytes grow linearly, not with the logs held", async () => {
+    const a = app();
+    const e = await create(a);
+    await a.call("POST", "/v1/errands/process/extract");
+    const line = "x".repeat(95);
+    for (let i = 0; i < 1000; i++) {
+      const message = `${String(i).padStart(4, "0")} ${line}`;
+      await a.call("POST", `/v1/errand/${e.id}/log`, { severity: "INFO", message });
+    }
+    // Events 1 and 2 are the create and the claim; the 1,000 after them are the log lines.
+    const rows = new EventReads(a.store.reader).after.all(2, 2000);
+    expect(rows).toHaveLength(1000);
+    const bytes = (part: typeof rows) =>
+      part.reduce((sum, row) => sum + Buffer.byteLength(row.payload), 0);
+    const first = bytes(rows.slice(0, 500));
+    expect(bytes(rows.slice(500))).toBeLessThanOrEqual(first * 1.2);
+    expect(JSON.parse(rows[999]?.payload ?? "{}").log.message).toBe(`0999 ${line}`);
+  });
+});
+
 describe("resume", () => {
   test("Last-Event-ID replays exactly the missed events, in order, then live ones", async () => {
     const a = app();
@@ -223,6 +268,23 @@ describe("resume", () => {
     await create(a);
     await sse.until(() => sse.events.length === 1);
     expect(sse.frames.some((f) => f.event === "missed")).toBe(false);
+    await sse.cancel();
+  });
+
+  test("a client resuming from an id beyond the newest is told to reset, then hears new events", async () => {
+    const a = app();
+    await create(a);
+    await create(a);
+    const { sse } = await watch(a, "", { "last-event-id": "1000" });
+    await sse.until(() => sse.frames.some((f) => f.event === "reset"));
+    const reset = sse.frames.find((f) => f.event === "reset");
+    expect(reset?.id).toBe("2");
+    expect(JSON.parse(reset?.data ?? "{}")).toEqual({ event: "reset", after: 1000, newest: 2 });
+    const later = await create(a, "extract", "after the reset");
+    await sse.until(() => sse.events.length === 1);
+    expect(sse.events[0]).toMatchObject({ id: 3, event: "created", errand: { id: later.id } });
+    const kinds = sse.frames.map((f) => (f.retry !== undefined ? "retry" : f.event));
+    expect(kinds).toEqual(["retry", "reset", "message"]);
     await sse.cancel();
   });
 

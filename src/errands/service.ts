@@ -135,7 +135,7 @@ export class ErrandService {
     return this.store.write((tx) => {
       const row = this.w.row(id);
       if (row?.status !== "active" || row.attempts !== attempt) return null;
-      this.appendLog(id, "INFO", "Released: the claiming worker went away");
+      const log = this.appendLog(id, "INFO", "Released: the claiming worker went away");
       row.status = "inactive";
       row.attempts -= 1;
       row.progress = 0;
@@ -145,7 +145,7 @@ export class ErrandService {
       row.ttl_deadline = null;
       this.save(row);
       this.w.uncountAttempt.run(id);
-      const errand = this.emit(tx, "updated", row);
+      const errand = this.emit(tx, "updated", row, log);
       this.changed(tx, row);
       return errand;
     });
@@ -168,9 +168,9 @@ export class ErrandService {
       const row = this.load(id);
       requireAttempt(row, attempt);
       requireActive(row, "log to it");
-      this.appendLog(id, severity, message);
+      const log = this.appendLog(id, severity, message);
       this.heardFrom(row);
-      return this.emit(tx, "updated", row);
+      return this.emit(tx, "updated", row, log);
     });
   }
 
@@ -233,7 +233,7 @@ export class ErrandService {
     requireAttempt(row, attempt);
     requireNotBlocked(row, "complete");
     const now = this.clock.now();
-    this.appendLog(id, "INFO", "Completed!");
+    const log = this.appendLog(id, "INFO", "Completed!");
     row.status = "completed";
     row.completed = now;
     row.finished = now;
@@ -241,7 +241,7 @@ export class ErrandService {
     row.ttl_deadline = null;
     if (results !== undefined) row.results = JSON.stringify(results);
     this.save(row);
-    const errand = this.emit(tx, "completed", row);
+    const errand = this.emit(tx, "completed", row, log);
     this.changed(tx, row);
     // An errand of a pipeline stays while its pipeline does: its results feed its dependents.
     if (errand.options.deleteOnCompleted && row.pipeline === null) this.removeIn(tx, row);
@@ -257,13 +257,13 @@ export class ErrandService {
           `errand ${id} is ${row.status}: only an active, failed or completed errand can be retried`,
         );
       }
-      this.appendLog(id, "INFO", "Retrying!");
+      const log = this.appendLog(id, "INFO", "Retrying!");
       row.status = "inactive";
       row.progress = 0;
       row.finished = null;
       row.ttl_deadline = null;
       this.save(row);
-      const errand = this.emit(tx, "retry", row);
+      const errand = this.emit(tx, "retry", row, log);
       this.changed(tx, row);
       return errand;
     });
@@ -449,8 +449,8 @@ export class ErrandService {
     const id = this.w.claim(type, this.clock.now());
     if (id === null) return null;
     const row = this.load(id);
-    this.appendLog(row.id, "INFO", "Started!");
-    const errand = this.emit(tx, "processing", row);
+    const log = this.appendLog(row.id, "INFO", "Started!");
+    const errand = this.emit(tx, "processing", row, log);
     this.changed(tx, row);
     return this.withDependencyResults(errand, tx);
   }
@@ -458,7 +458,7 @@ export class ErrandService {
   private failIn(tx: Tx, row: ErrandRow, reason: string): Errand {
     const now = this.clock.now();
     const retries = parseOptions(row).retries ?? 0;
-    this.appendLog(row.id, "ERROR", reason);
+    const log = this.appendLog(row.id, "ERROR", reason);
     row.failed = now;
     row.progress = 0;
     row.ttl_deadline = null;
@@ -468,7 +468,7 @@ export class ErrandService {
     row.run_at = wait > 0 ? now + wait : null;
     row.finished = row.status === "failed" ? now : null;
     this.save(row);
-    const errand = this.emit(tx, "failed", row);
+    const errand = this.emit(tx, "failed", row, log);
     this.changed(tx, row);
     return errand;
   }
@@ -539,15 +539,23 @@ export class ErrandService {
     this.w.touch.run(row.heartbeat_deadline, row.id);
   }
 
-  /** Appends a log entry; the emit that follows every append trims the oldest beyond the max. */
-  private appendLog(id: string, severity: Log["severity"], message: string): void {
-    this.w.appendLog.run(id, severity, keptMessage(message), this.clock.now());
+  /**
+   * Appends a log entry and answers it as stored; the emit that follows every append trims the
+   * oldest beyond the max.
+   */
+  private appendLog(id: string, severity: Log["severity"], message: string): Log {
+    const log = { severity, message: keptMessage(message), timestamp: this.clock.now() };
+    this.w.appendLog.run(id, log.severity, log.message, log.timestamp);
+    return log;
   }
 
-  /** Records the event with the errand as it now is, and returns that errand. */
-  private emit(tx: Tx, event: EventName, row: ErrandRow): Errand {
+  /**
+   * Records the event with the errand as it now is (the event leaves its logs out, and carries
+   * `log`, the entry the change appended), and returns that errand with its logs.
+   */
+  private emit(tx: Tx, event: EventName, row: ErrandRow, log?: Log): Errand {
     const errand = toErrand(row, this.w, this.w.keptLogs(row.id, this.maxLogs) as Log[]);
-    this.bus.record(tx, event, errand);
+    this.bus.record(tx, event, errand, log);
     return errand;
   }
 }
@@ -578,7 +586,7 @@ export function startTime(options: Errand["options"], now: number): number {
 /**
  * A log message or failure reason as kept: longer ones (a long stack trace) are cut, not
  * refused, since refusing would leave the worker's report unrecorded; an errand carries its
- * logs in every event, so they stay bounded.
+ * logs in every answer, so they stay bounded.
  */
 function keptMessage(message: string): string {
   if (message.length <= MAX_LOG_MESSAGE) return message;

@@ -1,6 +1,7 @@
 // Events of errands: written to the event log inside the change's transaction, and handed to
 // live listeners (SSE streams, long-poll waiters) only after that transaction commits.
 
+import type { Errand, Log } from "../errands/model.ts";
 import type { Store, Tx } from "../store/db.ts";
 import type { EventWrites } from "../store/events.ts";
 
@@ -25,8 +26,11 @@ export type EventName = (typeof EVENT_NAMES)[number];
 export interface ErrandEvent<E = unknown> {
   id: number;
   event: EventName;
+  /** The errand after the change, without its `logs`. */
   errand: E;
-  /** The frame's data, exactly as stored: {"event":…,"errand":…}. */
+  /** The log entry the change appended, if any. */
+  log?: Log;
+  /** The frame's data, exactly as stored: {"event":…,"errand":…} and "log" when there is one. */
   payload: string;
 }
 
@@ -40,11 +44,18 @@ export class EventBus {
     private readonly now: () => number,
   ) {}
 
-  /** Records the event in tx; listeners hear it once tx commits. */
-  record(tx: Tx, event: EventName, errand: unknown): void {
-    const payload = JSON.stringify({ event, errand });
+  /**
+   * Records the event in tx, with the errand without its logs and the entry `log` the change
+   * appended; listeners hear it once tx commits.
+   */
+  record(tx: Tx, event: EventName, errand: Errand, log?: Log): void {
+    // With its logs, an errand's every event grows with each line: O(n²) bytes for n lines.
+    const { logs: _logs, ...withoutLogs } = errand;
+    const data =
+      log === undefined ? { event, errand: withoutLogs } : { event, errand: withoutLogs, log };
+    const payload = JSON.stringify(data);
     const { lastInsertRowid } = this.sql.insert.run(event, this.now(), payload);
-    const published: ErrandEvent = { id: Number(lastInsertRowid), event, errand, payload };
+    const published: ErrandEvent = { id: Number(lastInsertRowid), ...data, payload };
     tx.afterCommit(() => {
       for (const listener of this.listeners) listener(published);
     });

@@ -81,7 +81,7 @@ export class EventStreams {
         detail: {
           summary: "Watch errand events (Server-Sent Events)",
           description:
-            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…}`. Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`.',
+            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…,"log":…}`: `errand` is the errand after the change without its `logs`; `log`, present when the change appended a log entry, is that entry (`severity`, `message`, `timestamp`). Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`; when that id is beyond the newest event (a database restored from a backup), with a frame `id: <newest id>`, `event: reset`, `data: {"event":"reset","after":<that id>,"newest":<newest id>}`, then goes on with the events after the newest.',
           responses: {
             200: {
               description: "An endless text/event-stream",
@@ -144,7 +144,7 @@ export class EventStreams {
         start: (c) => {
           controller = c;
           send("retry: 3000\n\n");
-          if (resumeFrom !== null) this.warnIfPruned(resumeFrom, send);
+          if (resumeFrom !== null) lastSent = this.resumePoint(resumeFrom, send);
         },
         // The replay goes a page per pull, so a long one follows the client's pace.
         pull: () => {
@@ -172,15 +172,27 @@ export class EventStreams {
     });
   }
 
-  /** Tells a resuming client, in an `event: missed` frame, that events after its id were pruned. */
-  private warnIfPruned(from: number, send: (text: string) => void): void {
+  /**
+   * Where a client resuming after id `from` goes on from. It is told, in an `event: missed`
+   * frame, when events after its id were pruned; and in an `event: reset` frame when its id is
+   * beyond the newest (the database was restored from an older backup, say), since it would
+   * otherwise wait for ids that were never handed out: it goes on after the newest.
+   */
+  private resumePoint(from: number, send: (text: string) => void): number {
     const oldest = this.reads.oldest.get()?.id ?? null;
     const newest = this.reads.newest.get()?.seq ?? 0;
+    if (from > newest) {
+      // With the newest id as its own, a client that reconnects before the next event resumes there.
+      const data = JSON.stringify({ event: "reset", after: from, newest });
+      send(`id: ${newest}\nevent: reset\ndata: ${data}\n\n`);
+      return newest;
+    }
     const firstKept = oldest ?? newest + 1;
     if (from < newest && firstKept > from + 1) {
       const data = JSON.stringify({ event: "missed", after: from, resumedAt: firstKept });
       send(`event: missed\ndata: ${data}\n\n`);
     }
+    return from;
   }
 }
 

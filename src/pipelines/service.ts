@@ -165,9 +165,14 @@ export class PipelineService implements PipelineHooks {
   private unblockDependents(tx: Tx, id: string): void {
     for (const dependent of this.w.unblockable.all(id)) {
       this.errandsW.unblock(dependent, this.clock.now());
-      this.errandsW.appendLog.run(dependent.id, "INFO", "errand unblocked", this.clock.now());
+      const log: Log = {
+        severity: "INFO",
+        message: "errand unblocked",
+        timestamp: this.clock.now(),
+      };
+      this.errandsW.appendLog.run(dependent.id, log.severity, log.message, log.timestamp);
       const logs = this.errandsW.keptLogs(dependent.id, this.maxLogs) as Log[];
-      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs));
+      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs), log);
     }
   }
 

@@ -319,8 +319,8 @@ export class ErrandWrites extends ErrandReads {
 
   /**
    * The errand's logs, the newest `max` of them: older ones are deleted here. Every log append
-   * is followed by the event that carries the errand, which reads its logs through this, so
-   * the trim costs nothing until an errand has more than `max`.
+   * is followed by a read of the errand's logs through this, so the trim costs nothing until an
+   * errand has more than `max`.
    */
   keptLogs(id: string, max: number): LogRow[] {
     const logs = this.logs.all(id);
