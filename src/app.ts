@@ -77,10 +77,12 @@ export function createApp(deps: AppDeps) {
   });
 
   const stats = new StoreStats(store);
-  const metrics = new Metrics(
-    () => stats.countByTypeAndStatus(),
-    () => waiters.count,
-  );
+  const metrics = new Metrics({
+    depth: () => stats.countByTypeAndStatus(),
+    longPolls: () => waiters.count,
+    now: () => clock.now(),
+    maxTypes: config.metricsMaxTypes,
+  });
   bus.subscribe((event) => metrics.observe(event));
   const auth = new Auth(config.tokens, config.metricsPublic);
   const cors = new Cors(config.corsOrigins);

@@ -19,6 +19,8 @@ export interface Config {
   eventRetentionMs: number;
   logLevel: LogLevel;
   metricsPublic: boolean;
+  /** Types with series of their own in /metrics; the rest share `errand_type="_other"`. */
+  metricsMaxTypes: number;
   maxStreams: number;
   /** How often TTL expiry is checked. */
   sweepIntervalMs: number;
@@ -47,6 +49,11 @@ export const SETTINGS = {
   eventRetention: { env: "ERRANDS_EVENT_RETENTION", flag: "event-retention", fallback: "24h" },
   logLevel: { env: "ERRANDS_LOG_LEVEL", flag: "log-level", fallback: "info" },
   metricsPublic: { env: "ERRANDS_METRICS_PUBLIC", flag: "metrics-public", fallback: "false" },
+  metricsMaxTypes: {
+    env: "ERRANDS_METRICS_MAX_TYPES",
+    flag: "metrics-max-types",
+    fallback: "1000",
+  },
   maxStreams: { env: "ERRANDS_MAX_STREAMS", flag: "max-streams", fallback: "1000" },
 } satisfies Record<string, Setting>;
 
@@ -120,6 +127,9 @@ export function loadConfig(
   const metricsPublic = parseBool(raw("metricsPublic"));
   if (metricsPublic === null) fail("metricsPublic", "must be true or false");
 
+  const metricsMaxTypes = wholeNumber(raw("metricsMaxTypes"));
+  if (metricsMaxTypes === null) fail("metricsMaxTypes", "must be a whole number ≥ 0");
+
   const maxStreams = wholeNumber(raw("maxStreams"));
   if (maxStreams === null || maxStreams < 1) fail("maxStreams", "must be a whole number ≥ 1");
 
@@ -143,6 +153,7 @@ export function loadConfig(
     eventRetentionMs: retention ?? 86_400_000,
     logLevel: logLevel as LogLevel,
     metricsPublic: metricsPublic ?? false,
+    metricsMaxTypes: metricsMaxTypes ?? 1000,
     maxStreams: maxStreams ?? 1000,
     sweepIntervalMs: 1000,
     keepAliveMs: 15_000,

@@ -1,8 +1,10 @@
 // The operations surface through app.handle: CORS, bearer tokens, the body limit, /health,
 // /metrics, the OpenAPI document and the Swagger UI page (SPEC §8).
 
+import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { IDLE_TYPE_MS } from "../src/ops/metrics.ts";
+import { type Answer, makeApp, removeTempDirs, type TestApp, tempDir } from "./harness.ts";
 
 afterAll(removeTempDirs);
 
@@ -17,8 +19,14 @@ function expectEnvelope(answer: Answer, status: number) {
 /** Lets Elysia's after-response hooks, which record HTTP metrics, run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
 
+/** A scrape once the HTTP metrics of the requests before it are recorded. */
 async function scrape(app: TestApp, headers: Record<string, string> = {}): Promise<string> {
   await settle();
+  return metricsText(app, headers);
+}
+
+/** A scrape as it comes: errand metrics are recorded before a write is answered. */
+async function metricsText(app: TestApp, headers: Record<string, string> = {}): Promise<string> {
   const answer = await app.call("GET", "/metrics", undefined, headers);
   expect(answer.status).toBe(200);
   return answer.body as string;
@@ -28,6 +36,27 @@ async function scrape(app: TestApp, headers: Record<string, string> = {}): Promi
 function sample(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** The errand_type values of a Prometheus text, as written (escaped). */
+function typeLabels(text: string): Set<string> {
+  return new Set([...text.matchAll(/errand_type="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? ""));
+}
+
+const LABEL = String.raw`[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"`;
+const SAMPLE_LINE = new RegExp(
+  String.raw`^[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{${LABEL}(?:,${LABEL})*\})? [-+0-9.eEInfNa]+$`,
+);
+
+/** Prometheus text format: comments, samples and blank lines, no raw control character. */
+function expectValidExposition(text: string) {
+  expect(text.endsWith("\n")).toBe(true);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for them is the point
+  expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (line === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
+    expect(line).toMatch(SAMPLE_LINE);
+  }
 }
 
 describe("CORS", () => {
@@ -338,6 +367,96 @@ describe("/metrics", () => {
     const text = await scrape(app);
     expect(sample(text, 'errands_queue_depth{errand_type="mail",status="inactive"}')).toBe(2);
     expect(sample(text, 'errands_queue_depth{errand_type="mail",status="active"}')).toBe(1);
+  });
+
+  test("a type's series go once none of its errands is stored and it has been idle 10 minutes", async () => {
+    const app = makeApp();
+    const gone = ["gone-1", "gone-2", "gone-3"];
+    for (const type of gone) {
+      const id = await claimed(app, type);
+      app.clock.advance(1000);
+      expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+    }
+    await app.call("POST", "/v1/errands", { name: "waits", type: "kept" });
+    expect(typeLabels(await metricsText(app))).toEqual(new Set([...gone, "kept"]));
+    app.clock.advance(3_600_000);
+    expect((await app.call("POST", "/v1/errands/clear/1m")).body.results).toHaveLength(3);
+    // Shown a while longer, so that every scraper sees the last values.
+    const completed = 'poly_errands_completed_total{errand_type="gone-1",status="completed"}';
+    expect(sample(await metricsText(app), completed)).toBe(1);
+    app.clock.advance(IDLE_TYPE_MS);
+    const text = await metricsText(app);
+    expect(typeLabels(text)).toEqual(new Set(["kept"]));
+    expect(text).not.toContain('errand_type="gone-');
+    expect(sample(text, 'errands_queue_depth{errand_type="kept",status="inactive"}')).toBe(1);
+  });
+
+  test("a type whose errands are deleted as they complete keeps counting while it is busy", async () => {
+    const app = makeApp();
+    const completed = 'poly_errands_completed_total{errand_type="mail",status="completed"}';
+    for (const expected of [1, 2]) {
+      const id = await claimed(app, "mail", { deleteOnCompleted: true });
+      expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+      expect((await app.call("GET", `/v1/errand/${id}`)).status).toBe(404);
+      expect(sample(await metricsText(app), completed)).toBe(expected);
+      app.clock.advance(IDLE_TYPE_MS - 1);
+    }
+  });
+
+  test('past ERRANDS_METRICS_MAX_TYPES further types share errand_type="_other"', async () => {
+    const app = makeApp({ env: { ERRANDS_METRICS_MAX_TYPES: "3" } });
+    for (let i = 0; i < 8; i++) {
+      const id = await claimed(app, `kind-${i}`);
+      expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+      await app.call("POST", "/v1/errands", { name: "waits", type: `kind-${i}` });
+    }
+    let text = await metricsText(app);
+    expectValidExposition(text);
+    expect(typeLabels(text)).toEqual(new Set(["kind-0", "kind-1", "kind-2", "_other"]));
+    const completed = (type: string) =>
+      sample(text, `poly_errands_completed_total{errand_type="${type}",status="completed"}`);
+    const inactive = (type: string) =>
+      sample(text, `errands_queue_depth{errand_type="${type}",status="inactive"}`);
+    expect(completed("kind-0")).toBe(1);
+    expect(completed("_other")).toBe(5);
+    expect(inactive("_other")).toBe(5);
+    expect(sample(text, 'errands_wait_seconds_count{errand_type="_other"}')).toBe(5);
+    // A type that is gone leaves its place to a type still counted under _other.
+    const deleted = await app.call("POST", "/v1/errands/update/type/kind-0", { delete: true });
+    expect(deleted.body.count).toBe(2);
+    app.clock.advance(IDLE_TYPE_MS);
+    text = await metricsText(app);
+    expect(typeLabels(text)).toEqual(new Set(["kind-1", "kind-2", "kind-3", "_other"]));
+    expect(inactive("kind-3")).toBe(1);
+    expect(inactive("_other")).toBe(4);
+  });
+
+  test("a stored type with control characters is claimed, and scraped escaped as valid text", async () => {
+    const dir = tempDir();
+    const before = makeApp({ dir });
+    await before.call("POST", "/v1/errands", { name: "old", type: "legacy" });
+    before.close();
+    // Stored before such types were refused: written by hand, as no route takes them now.
+    const odd = 'nul\u0000 cr\r nl\n tab\t quote" back\\';
+    const db = new Database(`${dir}/errands.sqlite`);
+    db.run("UPDATE errands SET type = ?1", [odd]);
+    db.run("UPDATE type_counts SET type = ?1 WHERE type = 'legacy'", [odd]);
+    db.close();
+    const app = makeApp({ dir });
+    const claim = await app.call("POST", `/v1/errands/process/${encodeURIComponent(odd)}`);
+    expect(claim.status).toBe(200);
+    expect(claim.body.results.type).toBe(odd);
+    const id = claim.body.results.id;
+    expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+    const text = await metricsText(app);
+    expectValidExposition(text);
+    const label = String.raw`nul\\x00 cr\\x0d nl\\x0a tab\\x09 quote\" back\\`;
+    expect(typeLabels(text)).toEqual(new Set([label]));
+    expect(
+      sample(text, `poly_errands_completed_total{errand_type="${label}",status="completed"}`),
+    ).toBe(1);
+    expect(sample(text, `errands_queue_depth{errand_type="${label}",status="completed"}`)).toBe(1);
+    app.close();
   });
 
   test("HTTP requests are counted by method, route template and status code", async () => {

@@ -134,6 +134,19 @@ describe("other settings", () => {
     }
   });
 
+  test("ERRANDS_METRICS_MAX_TYPES is a whole number, 1000 by default, 0 allowed; a flag wins", () => {
+    expect(loadConfig({}).metricsMaxTypes).toBe(1000);
+    expect(loadConfig({ ERRANDS_METRICS_MAX_TYPES: "50" }).metricsMaxTypes).toBe(50);
+    expect(loadConfig({ ERRANDS_METRICS_MAX_TYPES: "0" }).metricsMaxTypes).toBe(0);
+    const flags = parseFlags(["--metrics-max-types", "7"]).flags;
+    expect(loadConfig({ ERRANDS_METRICS_MAX_TYPES: "50" }, flags).metricsMaxTypes).toBe(7);
+    for (const bad of ["-1", "1.5", "many", ""]) {
+      expect(() => loadConfig({ ERRANDS_METRICS_MAX_TYPES: bad })).toThrow(
+        /ERRANDS_METRICS_MAX_TYPES \(--metrics-max-types\)/,
+      );
+    }
+  });
+
   test("an unknown flag is refused", () => {
     expect(() => loadConfig({}, parseFlags(["--colour", "red"]).flags)).toThrow(ConfigError);
   });

@@ -328,6 +328,28 @@ describe("create", () => {
     app.close();
   });
 
+  test("a type with a control character is a 400 on create, batch and pipeline; others pass", async () => {
+    const app = makeApp();
+    for (const type of ["a\u0000b", "line\nbreak", "tab\t", "bell\u0007", "del\u007f"]) {
+      expectError(await app.call("POST", "/v1/errands", { name: "n", type }), 400, /body\.type/);
+      const batch = {
+        errands: [
+          { name: "ok", type: "t" },
+          { name: "n", type },
+        ],
+      };
+      expectError(await app.call("POST", "/v1/errands/batch", batch), 400, /errands\.1\.type/);
+      const pipeline = { name: "p", errands: [{ name: "n", type }] };
+      expectError(await app.call("POST", "/v1/pipeline", pipeline), 400, /errands\.0\.type/);
+    }
+    expect((await app.call("GET", "/v1/errands")).body.results).toEqual([]);
+    // Letters of any script, spaces and punctuation are no control characters.
+    expect((await create(app, { type: "rapport mensuel — é/ü:v2 \u00a0😀" })).type).toBe(
+      "rapport mensuel — é/ü:v2 \u00a0😀",
+    );
+    app.close();
+  });
+
   test("a wrong type anywhere in the body is a 400 naming the field", async () => {
     const app = makeApp();
     const cases: Array<[Record<string, unknown>, RegExp]> = [

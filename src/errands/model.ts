@@ -152,10 +152,24 @@ export const Errand = t.Object(
 );
 export type Errand = Static<typeof Errand>;
 
+/**
+ * No control characters (U+0000–U+001F, U+007F) in a new type: a type ends up in metrics
+ * labels, logs and dashboards, where a NUL or a line break is never meant and breaks tools.
+ */
+export const TYPE_PATTERN = "^[^\\u0000-\\u001F\\u007F]*$";
+
+/** The type of a new errand; 255 characters at most, as it is an index key. */
+export const TypeName = t.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: TYPE_PATTERN,
+  error: "the type must be 1 to 255 characters, with no control characters",
+});
+
 export const ErrandSpec = t.Object(
   {
     name: t.String({ minLength: 1, maxLength: 1000 }),
-    type: t.String({ minLength: 1, maxLength: 255 }),
+    type: TypeName,
     options: t.Optional(ErrandOptions),
     data: t.Optional(JsonObject),
   },

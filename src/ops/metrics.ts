@@ -1,5 +1,6 @@
 // Prometheus metrics: v1's completion counter, queue depth, time waiting and running, HTTP
-// requests and latency by route, and event-stream clients. One registry per app.
+// requests and latency by route, and event-stream clients. One registry per app; the series
+// by errand type are capped in number and dropped once their type is gone.
 
 import { Elysia } from "elysia";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -22,6 +23,27 @@ const ERRAND_BUCKETS = [
   0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400,
 ];
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60];
+
+/** The errand_type of every type past the cap, and of a type named so. */
+export const OTHER_TYPES = "_other";
+
+/**
+ * How long a type with no errand stored keeps its series after it was last seen. Longer than
+ * any sane scrape interval, so that a type whose errands are deleted as they complete
+ * (deleteOnCompleted) keeps its counters, and each scraper sees a type's last values.
+ */
+export const IDLE_TYPE_MS = 10 * 60_000;
+
+export interface MetricsDeps {
+  /** Errands stored, by type and status; read at each scrape. */
+  depth: () => DepthRow[];
+  /** Claims waiting (long polls). */
+  longPolls: () => number;
+  /** The queue's clock, for how long a type has been idle. */
+  now: () => number;
+  /** Types with series of their own; the others share errand_type="_other". */
+  maxTypes: number;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -72,19 +94,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(depth: () => DepthRow[], longPolls: () => number) {
-    // Counted at scrape time from the database, so it is right after a restart too.
-    new Gauge({
-      name: "errands_queue_depth",
-      help: "Errands stored, by type and status",
-      labelNames: ["errand_type", "status"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const row of depth())
-          this.set({ errand_type: row.type, status: row.status }, row.count);
-      },
-    });
+  /** Counted at each scrape from the counts the store keeps, so it is right after a restart. */
+  private readonly queueDepth = new Gauge({
+    name: "errands_queue_depth",
+    help: "Errands stored, by type and status",
+    labelNames: ["errand_type", "status"] as const,
+    registers: [this.registry],
+  });
+
+  private readonly types: TypeLabels;
+  private readonly depth: () => DepthRow[];
+
+  constructor({ depth, longPolls, now, maxTypes }: MetricsDeps) {
+    this.depth = depth;
+    this.types = new TypeLabels(maxTypes, now);
     new Gauge({
       name: "errands_long_poll_waiters",
       help: "Claims waiting for an errand (?wait=)",
@@ -115,7 +138,8 @@ export class Metrics {
   /** Reads an errand event: claims give the wait, completions and failures the run time. */
   observe(event: ErrandEvent): void {
     const errand = event.errand as ErrandTimes;
-    const type = errand.type;
+    // Every event of a type counts as a sign of life, deletions too.
+    const type = this.types.of(errand.type);
     if (event.event === "processing" && errand.attempts === 1 && errand.started) {
       this.waiting.observe({ errand_type: type }, seconds(errand.started - errand.created));
     } else if (event.event === "completed") {
@@ -140,8 +164,34 @@ export class Metrics {
     this.httpDuration.observe(labels, elapsedSeconds);
   }
 
+  /** The scrape: per-type series brought up to date with the store first. */
   text(): Promise<string> {
+    this.collectTypes();
     return this.registry.metrics();
+  }
+
+  /**
+   * Drops the series of types idle with no errand stored, then sets the queue depth. Dropping
+   * first frees their places under the cap for the types stored now.
+   */
+  private collectTypes(): void {
+    const rows = this.depth();
+    const stored = new Set(rows.map((row) => typeLabel(row.type)));
+    for (const label of this.types.expire(stored)) this.forget(label);
+    this.queueDepth.reset();
+    // inc, not set: types past the cap, or whose labels coincide, add up in one series.
+    for (const row of rows) {
+      this.queueDepth.inc({ errand_type: this.types.of(row.type), status: row.status }, row.count);
+    }
+    if (this.types.otherIdle()) this.forget(OTHER_TYPES);
+  }
+
+  private forget(label: string): void {
+    this.waiting.remove({ errand_type: label });
+    for (const status of ["completed", "failed"]) {
+      this.completed.remove({ errand_type: label, status });
+      this.running.remove({ errand_type: label, status });
+    }
   }
 
   get contentType(): string {
@@ -151,6 +201,64 @@ export class Metrics {
 
 function seconds(ms: number): number {
   return Math.max(0, ms) / 1000;
+}
+
+/**
+ * The errand_type label values in use: at most `max` of them, each with when it was last seen
+ * (an event of its errands, or errands of it stored at a scrape).
+ */
+class TypeLabels {
+  private readonly seen = new Map<string, number>();
+  private otherSeen = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly max: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** The label of a type's series: its own while there is room, else OTHER_TYPES. */
+  of(type: string): string {
+    const label = typeLabel(type);
+    const now = this.now();
+    if (label !== OTHER_TYPES && (this.seen.has(label) || this.seen.size < this.max)) {
+      this.seen.set(label, now);
+      return label;
+    }
+    this.otherSeen = now;
+    return OTHER_TYPES;
+  }
+
+  /** Forgets the labels idle for IDLE_TYPE_MS with no errand stored, and answers them. */
+  expire(stored: Set<string>): string[] {
+    const now = this.now();
+    const gone: string[] = [];
+    for (const [label, seen] of this.seen) {
+      if (stored.has(label) || now - seen < IDLE_TYPE_MS) continue;
+      this.seen.delete(label);
+      gone.push(label);
+    }
+    return gone;
+  }
+
+  /** No type counted under OTHER_TYPES has been seen for IDLE_TYPE_MS. */
+  otherIdle(): boolean {
+    return this.now() - this.otherSeen >= IDLE_TYPE_MS;
+  }
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g;
+
+/**
+ * A type as a label value: control characters written as `\xNN`. prom-client escapes only
+ * backslash, quote and newline; a raw NUL or carriage return would reach the scrape as is,
+ * where tools that read C strings or lines go wrong.
+ */
+function typeLabel(type: string): string {
+  return type.replace(
+    CONTROL_CHARACTERS,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 const EXAMPLE = `# HELP poly_errands_completed_total A counter of all the completed errands processed by this server
@@ -167,7 +275,7 @@ export function metricsRoutes(metrics: Metrics) {
       detail: {
         summary: "Prometheus metrics",
         description:
-          "Text exposition format. Needs the token when ERRANDS_TOKEN is set, unless ERRANDS_METRICS_PUBLIC=true.",
+          'Text exposition format. Needs the token when ERRANDS_TOKEN is set, unless ERRANDS_METRICS_PUBLIC=true. At most ERRANDS_METRICS_MAX_TYPES types have series of their own, the others count under `errand_type="_other"`; a type\'s series are dropped once none of its errands is stored and none has had an event for 10 minutes.',
         responses: {
           200: {
             description: "Prometheus text format",

@@ -1,7 +1,7 @@
 // Schemas of pipelines and of the pipeline routes' bodies; TypeScript types derive from them.
 
 import { type Static, t } from "elysia";
-import { Errand, ErrandOptions, Integer, JsonObject } from "../errands/model.ts";
+import { Errand, ErrandOptions, Integer, JsonObject, TYPE_PATTERN } from "../errands/model.ts";
 
 /** Request bodies ignore fields they do not name, as v1 did. */
 const lenient = { additionalProperties: true } as const;
@@ -33,7 +33,13 @@ export type Dependency = Static<typeof Dependency>;
 export const PipelineErrandSpec = t.Object(
   {
     name: t.Optional(t.String({ maxLength: 1000 })),
-    type: t.Optional(t.String({ maxLength: 255 })),
+    type: t.Optional(
+      t.String({
+        maxLength: 255,
+        pattern: TYPE_PATTERN,
+        error: "the type must be at most 255 characters, with no control characters",
+      }),
+    ),
     options: t.Optional(ErrandOptions),
     data: t.Optional(JsonObject),
   },
