@@ -1,4 +1,4 @@
-// Builds the HTTP app over a store: CORS, auth, the body limit, the error envelope, the
+// Builds the HTTP app over a storage driver: CORS, auth, the body limit, the error envelope, the
 // modules, health, metrics, the OpenAPI document with Swagger UI, and the background sweep.
 
 import { Elysia } from "elysia";
@@ -14,17 +14,14 @@ import { Waiters } from "./events/waiters.ts";
 import { Auth, requestTarget } from "./ops/auth.ts";
 import { BodyTooLarge, declaresTooLarge, readBodyText } from "./ops/body-limit.ts";
 import { Cors } from "./ops/cors.ts";
-import { healthRoutes } from "./ops/health.ts";
+import { HealthCheck, healthRoutes } from "./ops/health.ts";
 import { type Logger, silentLogger } from "./ops/log.ts";
 import { Metrics, metricsRoutes } from "./ops/metrics.ts";
 import { openapiDocument } from "./ops/openapi.ts";
 import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
-import type { Store } from "./store/db.ts";
-import { ErrandReads, ErrandWrites } from "./store/errands.ts";
-import { EventWrites } from "./store/events.ts";
-import { StoreStats } from "./store/stats.ts";
+import type { Driver } from "./store/driver.ts";
 import { typeRoutes } from "./types/routes.ts";
 import { TypeService } from "./types/service.ts";
 import { VERSION } from "./version.ts";
@@ -35,33 +32,26 @@ const BEARER_CHALLENGE = 'Bearer realm="errands"';
 const UNROUTED = "(unrouted)";
 
 export interface AppDeps {
-  store: Store;
+  driver: Driver;
   clock: Clock;
   config: Config;
   logger?: Logger;
 }
 
 export function createApp(deps: AppDeps) {
-  const { store, clock, config } = deps;
+  const { driver, clock, config } = deps;
   const logger = deps.logger ?? silentLogger;
-  const bus = new EventBus(new EventWrites(store.writer), () => clock.now());
-  const keys = new IdempotencyKeys(store, clock);
-  // One set for both services: the rows ErrandWrites reads for a change are the ones it saves.
-  const errandSql = {
-    writes: new ErrandWrites(store.writer, store.counts),
-    reads: new ErrandReads(store.reader),
-  };
+  const bus = new EventBus(() => clock.now());
+  const keys = new IdempotencyKeys(driver, clock);
   const pipelines = new PipelineService({
-    store,
-    errandSql,
+    driver,
     clock,
     bus,
     maxLogs: config.maxLogs,
     keys,
   });
   const errands = new ErrandService({
-    store,
-    errandSql,
+    driver,
     clock,
     bus,
     maxLogs: config.maxLogs,
@@ -76,9 +66,8 @@ export function createApp(deps: AppDeps) {
       }),
   });
 
-  const stats = new StoreStats(store);
   const metrics = new Metrics({
-    depth: () => stats.countByTypeAndStatus(),
+    depth: () => driver.reads.countsByTypeAndStatus(),
     longPolls: () => waiters.count,
     now: () => clock.now(),
     maxTypes: config.metricsMaxTypes,
@@ -92,8 +81,8 @@ export function createApp(deps: AppDeps) {
     (performance.now() - (arrived.get(request) ?? performance.now())) / 1000;
 
   const waiters = new Waiters(errands, bus);
-  const types = new TypeService(store, stats, clock, (type) => waiters.serve(type));
-  const streams = new EventStreams(store, bus, {
+  const types = new TypeService(driver, clock, (type) => waiters.serve(type));
+  const streams = new EventStreams(driver.reads, bus, {
     keepAliveMs: config.keepAliveMs,
     maxStreams: config.maxStreams,
     maxBufferBytes: config.sseMaxBufferBytes,
@@ -173,7 +162,7 @@ export function createApp(deps: AppDeps) {
             : 200;
       metrics.observeRequest(request.method, route || UNROUTED, code, elapsed(request));
     })
-    .use(healthRoutes(stats, VERSION, () => clock.now()))
+    .use(healthRoutes(new HealthCheck(driver, () => clock.now()), VERSION))
     .use(metricsRoutes(metrics))
     .use(swaggerRoutes("Errands API"))
     .use(errandRoutes(errands, waiters))
@@ -195,7 +184,7 @@ export function createApp(deps: AppDeps) {
     await errands.promoteDue();
     await errands.expireOverdue();
     await errands.expireSilent();
-    await bus.prune(store, clock.now() - config.eventRetentionMs);
+    await bus.prune(driver, clock.now() - config.eventRetentionMs);
     await keys.prune();
   };
 

@@ -6,7 +6,7 @@ import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig, parseFlags, SETTINGS } from "./config.ts";
 import { BackupError, backup } from "./ops/backup.ts";
 import { createLogger } from "./ops/log.ts";
-import { Store } from "./store/db.ts";
+import { SqliteDriver } from "./store/sqlite/driver.ts";
 import { VERSION } from "./version.ts";
 
 /** When a shutdown stops waiting for what is still open, and how long it then gives the
@@ -35,13 +35,13 @@ function serve(args: string[]): void {
   const { config, rest } = configure(args);
   if (rest.length > 0) die(`unexpected argument ${rest[0]}`, 2);
   const logger = createLogger(config.logLevel);
-  let store: Store;
+  let store: SqliteDriver;
   try {
-    store = new Store(config.storage, { sync: config.sync });
+    store = new SqliteDriver(config.storage, { sync: config.sync });
   } catch (error) {
     die(`cannot open storage ${config.storage}: ${(error as Error).message}`, 2);
   }
-  const { app, sweep, release } = createApp({ store, clock: systemClock, config, logger });
+  const { app, sweep, release } = createApp({ driver: store, clock: systemClock, config, logger });
   try {
     app.listen({
       hostname: config.hostname,

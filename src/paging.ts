@@ -2,17 +2,17 @@
 // or the whole list streamed page by page, so memory stays flat however long it is.
 
 /** Reads up to `limit` rows with an id after `after`, in id order. */
-export type ReadPage<R> = (after: string, limit: number) => R[];
+export type ReadPage<R> = (after: string, limit: number) => Promise<R[]>;
 
 /** Rows of the whole list after `after`, `size` at a time. */
-export function* pagesOf<R extends { id: string }>(
+export async function* pagesOf<R extends { id: string }>(
   read: ReadPage<R>,
   after = "",
   size = 500,
-): Generator<R[]> {
+): AsyncGenerator<R[]> {
   let cursor = after;
   for (;;) {
-    const rows = read(cursor, size);
+    const rows = await read(cursor, size);
     if (rows.length === 0) return;
     yield rows;
     if (rows.length < size) return;
@@ -21,12 +21,12 @@ export function* pagesOf<R extends { id: string }>(
 }
 
 /** One page, and the `after` of the next: null when this page is the last. */
-export function pageOf<R extends { id: string }>(
+export async function pageOf<R extends { id: string }>(
   read: ReadPage<R>,
   after: string,
   limit: number,
-): { rows: R[]; next: string | null } {
-  const rows = read(after, limit + 1);
+): Promise<{ rows: R[]; next: string | null }> {
+  const rows = await read(after, limit + 1);
   if (rows.length <= limit) return { rows, next: null };
   const kept = rows.slice(0, limit);
   return { rows: kept, next: kept[kept.length - 1]?.id ?? null };
@@ -37,7 +37,7 @@ export function pageOf<R extends { id: string }>(
  * yields each batch once it is on disk); one that fails cuts the answer short, so the client
  * sees it is incomplete.
  */
-export function streamList(pages: Iterator<unknown[]> | AsyncIterator<unknown[]>): Response {
+export function streamList(pages: AsyncIterator<unknown[]>): Response {
   const encoder = new TextEncoder();
   let first = true;
   const stream = new ReadableStream<Uint8Array>({

@@ -2,8 +2,7 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { ErrandWrites } from "../src/store/errands.ts";
-import { PipelineWrites } from "../src/store/pipelines.ts";
+import { WriteStatements } from "../src/store/sqlite/access.ts";
 import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
@@ -198,18 +197,21 @@ describe("cost", () => {
     await app.call("POST", "/v1/errands/batch", { errands: specs });
     await claim(app, "t1");
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
-    const sql = new ErrandWrites(app.store.writer, app.store.counts);
-    const { candidate } = sql as unknown as { candidate: Statement };
+    const statements = new WriteStatements(app.store.writer);
+    const sql = statements.errandWrites;
+    const candidate = sql.candidate as unknown as Statement;
     const now = app.clock.now();
-    candidate.get("t2", 0);
+    sql.candidate.get("t2");
     sql.overdue.all(now, 100);
     sql.silent.all(now, 100);
     sql.due.all(now, 100);
     sql.finishedBefore.all(now, 100);
-    const pipelines = new PipelineWrites(app.store.writer);
+    const pipelines = statements.pipelineWrites;
     pipelines.finishedBefore.all(now, 100);
     const plans: Array<[Statement, string]> = [
       [candidate, "errands_claim"],
+      // A type's concurrency is checked against the errands active, counted on their index.
+      [candidate, "errands_active"],
       [sql.overdue, "errands_ttl"],
       [sql.silent, "errands_heartbeat"],
       [sql.due, "errands_due"],

@@ -3,7 +3,8 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { StorageUnavailable } from "../src/errors.ts";
-import { Store } from "../src/store/db.ts";
+import { deleteInBatches } from "../src/store/driver.ts";
+import { SqliteDriver } from "../src/store/sqlite/driver.ts";
 import { appsPerTest, type TestApp, tempDir } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
@@ -79,18 +80,18 @@ describe("group commit", () => {
 
   test("while a commit is syncing, later writes gather in one group, committed when it ends", async () => {
     const held: Array<() => void> = [];
-    const store = new Store(`${tempDir()}/held.sqlite`, {
+    const store = new SqliteDriver(`${tempDir()}/held.sqlite`, {
       sync: "full",
       flush: () => new Promise<void>((resolve) => held.push(resolve)),
     });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
-    const first = store.write(() => "first");
+    const first = store.write(async () => "first");
     await turn();
     expect([store.commits, held.length]).toEqual([1, 1]); // committed, its sync in flight
     // Writes of three later turns: none commits while that sync runs.
     const later: Promise<string>[] = [];
     for (const name of ["a", "b", "c"]) {
-      later.push(store.write(() => name));
+      later.push(store.write(async () => name));
       await turn();
     }
     expect(store.commits).toBe(1);
@@ -166,15 +167,15 @@ describe("deletes in batches", () => {
     const a = app();
     a.store.writer.run("CREATE TABLE chaff (n INTEGER)");
     for (let i = 0; i < 25; i++) a.store.writer.run("INSERT INTO chaff VALUES (?)", [i]);
-    const remove = (n: number) =>
+    const remove = async (_tx: unknown, n: number) =>
       a.store.writer.run("DELETE FROM chaff WHERE rowid IN (SELECT rowid FROM chaff LIMIT ?)", [n])
         .changes;
     const left = () => a.store.writer.query("SELECT count(*) AS n FROM chaff").get();
     let commits = a.store.commits;
-    expect(await a.store.deleteInBatches(remove, 10, 2)).toBe(20);
+    expect(await deleteInBatches(a.store, remove, 10, 2)).toBe(20);
     expect([a.store.commits - commits, left()]).toEqual([2, { n: 5 }]);
     commits = a.store.commits;
-    expect(await a.store.deleteInBatches(remove, 10)).toBe(5);
+    expect(await deleteInBatches(a.store, remove, 10)).toBe(5);
     expect([a.store.commits - commits, left()]).toEqual([1, { n: 0 }]);
   });
 });

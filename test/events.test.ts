@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import net from "node:net";
 import { EventSource } from "eventsource";
-import { EventReads } from "../src/store/events.ts";
+import { EventReads } from "../src/store/sqlite/events.ts";
 import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually, SseReader } from "./sse.ts";
 
@@ -116,7 +116,8 @@ describe("event stream", () => {
     a.bus.subscribe((event) => {
       // The read connection sees only committed data: the errand must be there.
       const errand = event.errand as { id: string };
-      seen.push(a.errands.get(errand.id).id);
+      const row = a.store.reader.query("SELECT id FROM errands WHERE id = ?").get(errand.id);
+      seen.push((row as { id: string }).id);
     });
     const e = await create(a);
     expect(seen).toEqual([e.id]);

@@ -2,7 +2,7 @@
 // get a 5xx or make app.handle throw, and the store must stay consistent afterwards.
 
 import { afterAll, expect, test } from "bun:test";
-import { STATUSES } from "../src/errands/model.ts";
+import { STATUSES } from "../src/store/records.ts";
 import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);

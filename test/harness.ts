@@ -9,7 +9,7 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
-import { Store } from "../src/store/db.ts";
+import { SqliteDriver } from "../src/store/sqlite/driver.ts";
 
 const dirs: string[] = [];
 
@@ -31,7 +31,7 @@ export interface Answer {
 }
 
 export interface TestApp extends ReturnType<typeof createApp> {
-  store: Store;
+  store: SqliteDriver;
   clock: ManualClock;
   config: Config;
   dir: string;
@@ -64,8 +64,8 @@ export function makeApp(
   const dir = options.dir ?? tempDir();
   const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
-  const store = new Store(config.storage, { sync: config.sync, flush: options.flush });
-  const built = createApp({ store, clock, config, logger: options.logger });
+  const store = new SqliteDriver(config.storage, { sync: config.sync, flush: options.flush });
+  const built = createApp({ driver: store, clock, config, logger: options.logger });
   const call = async (
     method: string,
     path: string,

@@ -197,17 +197,20 @@ describe("long-poll claim", () => {
     const abandoned = claim(a, "t", 30, gone.signal);
     await eventually(() => a.waiters.count === 1);
     // The client leaves in the moment between its claim and the commit that holds it.
-    const claimNow = a.errands.claimNow.bind(a.errands);
-    a.errands.claimNow = (type: string) => {
-      const claimed = claimNow(type);
-      if (claimed) gone.abort();
-      return claimed;
+    const claimStaged = a.errands.claimStaged.bind(a.errands);
+    a.errands.claimStaged = async (type: string) => {
+      const staged = await claimStaged(type);
+      if (staged.result) gone.abort();
+      return staged;
     };
     const created = (await a.call("POST", "/v1/errands/", { name: "back", type: "t" })).body;
     expect(await abandoned).toMatchObject({ status: 404 });
-    const logsOf = () => (a.errands.get(created.results.id).logs ?? []).map((l) => l.message);
-    await eventually(() => logsOf().includes("Released: the claiming worker went away"));
-    const released = a.errands.get(created.results.id);
+    const logsOf = async () =>
+      ((await a.errands.get(created.results.id)).logs ?? []).map((l) => l.message);
+    await eventually(async () =>
+      (await logsOf()).includes("Released: the claiming worker went away"),
+    );
+    const released = await a.errands.get(created.results.id);
     expect(released.status).toBe("inactive");
     expect(released.attempts).toBe(0);
     const next = await a.call("POST", "/v1/errands/process/t");

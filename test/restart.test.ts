@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ManualClock } from "../src/clock.ts";
 import { makeApp, removeTempDirs, tempDir } from "./harness.ts";
 
-const MIGRATIONS = join(import.meta.dir, "../src/store/migrations");
+const MIGRATIONS = join(import.meta.dir, "../src/store/sqlite/migrations");
 /** The schema version a store is migrated to: one per migration file. */
 const NEWEST = readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql")).length;
 

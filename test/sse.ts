@@ -78,9 +78,12 @@ export class SseReader {
 }
 
 /** Waits until `ready()` holds, bounded so a bug fails the test instead of hanging it. */
-export async function eventually(ready: () => boolean, ms = 10_000): Promise<void> {
+export async function eventually(
+  ready: () => boolean | Promise<boolean>,
+  ms = 10_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!ready()) {
+  while (!(await ready())) {
     if (Date.now() > deadline) throw new Error("condition never held");
     await Bun.sleep(2);
   }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createApp } from "../../src/app.ts";
 import { systemClock } from "../../src/clock.ts";
 import { loadConfig } from "../../src/config.ts";
-import { Store } from "../../src/store/db.ts";
+import { SqliteDriver as Store } from "../../src/store/sqlite/driver.ts";
 
 const sizes = (process.argv[2] ?? "10000,100000,1000000").split(",").map(Number);
 const claims = Number(process.argv[3] ?? 2000);
@@ -24,7 +24,7 @@ for (const size of sizes) {
   const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
   const config = loadConfig({ ERRANDS_STORAGE: `${dir}/`, ERRANDS_SYNC: sync });
   const store = new Store(config.storage, { sync: config.sync });
-  const { app } = createApp({ store, clock: systemClock, config });
+  const { app } = createApp({ driver: store, clock: systemClock, config });
 
   // Fill with plain inserts in large transactions: the figure is about claiming, not creating.
   const fillStart = performance.now();

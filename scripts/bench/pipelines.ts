@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { createApp } from "../../src/app.ts";
 import { systemClock } from "../../src/clock.ts";
 import { loadConfig } from "../../src/config.ts";
-import { Store } from "../../src/store/db.ts";
+import { SqliteDriver as Store } from "../../src/store/sqlite/driver.ts";
 
 const size = Number(process.argv[2] ?? 1000);
 const sync = process.argv[3] ?? "normal";
@@ -83,7 +83,7 @@ for (const [shape, shapeEdges] of Object.entries(shapes)) {
   const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
   const config = loadConfig({ ERRANDS_STORAGE: `${dir}/`, ERRANDS_SYNC: sync });
   const store = new Store(config.storage, { sync: config.sync });
-  const { app } = createApp({ store, clock: systemClock, config });
+  const { app } = createApp({ driver: store, clock: systemClock, config });
 
   // The baseline: completing errands of no pipeline, as many as the pipeline holds.
   for (let i = 0; i < size; i++)

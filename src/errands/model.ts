@@ -2,6 +2,7 @@
 
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
+import type { Status as StoredStatus } from "../store/records.ts";
 
 // Elysia's t.Integer also accepts numeric strings; a queue's bodies take JSON integers only.
 export const Integer = Type.Integer;
@@ -9,15 +10,7 @@ export const Integer = Type.Integer;
 /** Request bodies ignore fields they do not name, as v1 did. */
 const lenient = { additionalProperties: true } as const;
 
-export const STATUSES = [
-  "blocked",
-  "inactive",
-  "active",
-  "failed",
-  "completed",
-  "scheduled",
-] as const;
-export type Status = (typeof STATUSES)[number];
+export type Status = StoredStatus;
 
 export const JsonObject = t.Record(t.String(), t.Unknown(), {
   description: "Any JSON object",

@@ -46,11 +46,10 @@ const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody } as const;
 export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
   const list = (filter: Filter, query: { limit?: number; after?: string }) => {
-    if (query.limit !== undefined) {
-      const page = errands.page(filter, query.after ?? "", query.limit);
-      return { status: "OK" as const, results: page.errands, next: page.next };
-    }
-    return streamList(errands.pages(filter, query.after ?? ""));
+    if (query.limit === undefined) return streamList(errands.pages(filter, query.after ?? ""));
+    return errands
+      .page(filter, query.after ?? "", query.limit)
+      .then((page) => ({ status: "OK" as const, results: page.errands, next: page.next }));
   };
 
   /**
@@ -66,14 +65,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     signal: () => AbortSignal,
   ) => {
     if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
-    // A claim that would wait queues behind those already waiting, first come, first served,
-    // even when an errand is there for them but not yet announced (its commit still syncing).
-    const now = wait !== undefined && waiters.has(type) ? null : errands.claimNow(type);
-    const errand = now
-      ? await handOver(errands, now, signal())
-      : wait === undefined
-        ? null
-        : await waiters.wait(type, wait * 1000, signal());
+    const errand = await waiters.claim(type, wait === undefined ? undefined : wait * 1000, signal);
     if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
     return { status: "OK" as const, results: errand };
   };
@@ -199,7 +191,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .get(
       "/v1/errand/:id",
-      ({ params }) => ({ status: "OK" as const, results: errands.get(params.id) }),
+      async ({ params }) => ({ status: "OK" as const, results: await errands.get(params.id) }),
       {
         params: Id,
         response: { 200: ok(Errand), 404: ErrorBody },
@@ -268,7 +260,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           body.results,
           body.attempt,
         );
-        const handed = next && (await handOver(errands, next, signal));
+        const handed = next && (await handOver(errands, next, Promise.resolve(), signal));
         return { status: "OK" as const, results: completed, next: handed };
       },
       {

@@ -1,13 +1,12 @@
 // GET /v1/errands/notifications: Server-Sent Events, resumable by Last-Event-ID.
 //
 // A stream first replays the stored events after the client's Last-Event-ID, then sends live
-// ones; it subscribes before it reads the log and skips ids it already sent, so nothing falls
-// between the two. A client that reads too slowly is cut off once its buffer passes a bound.
+// ones; it subscribes before it reads the log, holds the live events that arrive while it
+// reads, and skips ids it already sent, so nothing falls between the two. A client that reads too slowly is cut off once its buffer passes a bound.
 
 import { Elysia, t } from "elysia";
 import { BadInput, DomainError } from "../errors.ts";
-import type { Store } from "../store/db.ts";
-import { EventReads } from "../store/events.ts";
+import type { Reads } from "../store/driver.ts";
 import { type ErrandEvent, EVENT_NAMES, type EventBus, type EventName } from "./bus.ts";
 
 export interface StreamOptions {
@@ -20,6 +19,8 @@ export interface StreamOptions {
 }
 
 const REPLAY_PAGE = 500;
+/** Live events held while a replay reads; past this many they are read back from the log. */
+const HELD_MAX = 1000;
 const encoder = new TextEncoder();
 
 export function frame(id: number, payload: string): string {
@@ -41,16 +42,13 @@ export function parseEventFilter(value: string | undefined): Set<EventName> | nu
 }
 
 export class EventStreams {
-  private readonly reads: EventReads;
   private readonly open = new Set<() => void>();
 
   constructor(
-    store: Store,
+    private readonly reads: Reads,
     private readonly bus: EventBus,
     private readonly options: StreamOptions,
-  ) {
-    this.reads = new EventReads(store.reader);
-  }
+  ) {}
 
   get count(): number {
     return this.open.size;
@@ -96,8 +94,11 @@ export class EventStreams {
   private stream(filter: Set<EventName> | null, resumeFrom: number | null, signal: AbortSignal) {
     const { keepAliveMs, maxBufferBytes, onClientCount } = this.options;
     let lastSent = resumeFrom ?? 0;
-    // While replaying, live events are ignored: they are committed, so the replay reads them.
+    // While replaying, live events are held: they are committed, so a later page of the
+    // replay reads them, and those that arrive during the last read are sent from here.
     let replaying = resumeFrom !== null;
+    let held: ErrandEvent[] = [];
+    let overflowed = false;
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     let closed = false;
 
@@ -117,6 +118,8 @@ export class EventStreams {
     };
     const unsubscribe = this.bus.subscribe((e: ErrandEvent) => {
       if (!replaying) deliver(e.id, e.event, e.payload);
+      else if (held.length < HELD_MAX) held.push(e);
+      else overflowed = true;
     });
     const keepAlive = setInterval(() => send(": keep-alive\n\n"), keepAliveMs);
     const close = (slow = false): void => {
@@ -141,21 +144,29 @@ export class EventStreams {
 
     const body = new ReadableStream<Uint8Array>(
       {
-        start: (c) => {
+        start: async (c) => {
           controller = c;
           send("retry: 3000\n\n");
-          if (resumeFrom !== null) lastSent = this.resumePoint(resumeFrom, send);
+          if (resumeFrom !== null) lastSent = await this.resumePoint(resumeFrom, send);
         },
         // The replay goes a page per pull, so a long one follows the client's pace.
-        pull: () => {
+        pull: async () => {
           // Pages until something is sent: a pull that enqueues nothing is not called again.
           let sentSomething = false;
           while (replaying && !closed && !sentSomething) {
-            const rows = this.reads.after.all(lastSent, REPLAY_PAGE);
+            held = [];
+            overflowed = false;
+            const rows = await this.reads.eventsAfter(lastSent, REPLAY_PAGE);
             for (const row of rows)
               sentSomething = deliver(row.id, row.event, row.payload) || sentSomething;
-            // Caught up: from here on, live events (read and switch in one synchronous step).
-            if (rows.length < REPLAY_PAGE) replaying = false;
+            // Caught up, unless more came than were held: from here on, live events, after
+            // those that came during the read (ids already sent are skipped).
+            if (rows.length < REPLAY_PAGE && !overflowed) {
+              replaying = false;
+              for (const e of held)
+                sentSomething = deliver(e.id, e.event, e.payload) || sentSomething;
+              held = [];
+            }
           }
         },
         cancel: () => close(),
@@ -178,9 +189,8 @@ export class EventStreams {
    * beyond the newest (the database was restored from an older backup, say), since it would
    * otherwise wait for ids that were never handed out: it goes on after the newest.
    */
-  private resumePoint(from: number, send: (text: string) => void): number {
-    const oldest = this.reads.oldest.get()?.id ?? null;
-    const newest = this.reads.newest.get()?.seq ?? 0;
+  private async resumePoint(from: number, send: (text: string) => void): Promise<number> {
+    const { oldest, newest } = await this.reads.eventBounds();
     if (from > newest) {
       // With the newest id as its own, a client that reconnects before the next event resumes there.
       const data = JSON.stringify({ event: "reset", after: from, newest });

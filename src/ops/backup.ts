@@ -3,7 +3,7 @@
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { backupDatabase } from "../store/backup.ts";
+import { backupDatabase } from "../store/sqlite/backup.ts";
 
 export class BackupError extends Error {}
 

@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ErrandEvent } from "../events/bus.ts";
-import type { DepthRow } from "../store/stats.ts";
+import type { CountRow } from "../store/records.ts";
 
 /** The fields of an event's errand the metrics read. */
 interface ErrandTimes {
@@ -36,7 +36,7 @@ export const IDLE_TYPE_MS = 10 * 60_000;
 
 export interface MetricsDeps {
   /** Errands stored, by type and status; read at each scrape. */
-  depth: () => DepthRow[];
+  depth: () => Promise<CountRow[]>;
   /** Claims waiting (long polls). */
   longPolls: () => number;
   /** The queue's clock, for how long a type has been idle. */
@@ -103,7 +103,7 @@ export class Metrics {
   });
 
   private readonly types: TypeLabels;
-  private readonly depth: () => DepthRow[];
+  private readonly depth: () => Promise<CountRow[]>;
 
   constructor({ depth, longPolls, now, maxTypes }: MetricsDeps) {
     this.depth = depth;
@@ -165,8 +165,8 @@ export class Metrics {
   }
 
   /** The scrape: per-type series brought up to date with the store first. */
-  text(): Promise<string> {
-    this.collectTypes();
+  async text(): Promise<string> {
+    await this.collectTypes();
     return this.registry.metrics();
   }
 
@@ -174,8 +174,8 @@ export class Metrics {
    * Drops the series of types idle with no errand stored, then sets the queue depth. Dropping
    * first frees their places under the cap for the types stored now.
    */
-  private collectTypes(): void {
-    const rows = this.depth();
+  private async collectTypes(): Promise<void> {
+    const rows = await this.depth();
     const stored = new Set(rows.map((row) => typeLabel(row.type)));
     for (const label of this.types.expire(stored)) this.forget(label);
     this.queueDepth.reset();

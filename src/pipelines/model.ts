@@ -2,12 +2,12 @@
 
 import { type Static, t } from "elysia";
 import { Errand, ErrandOptions, Integer, JsonObject, TYPE_PATTERN } from "../errands/model.ts";
+import type { PipelineStatus as StoredPipelineStatus } from "../store/records.ts";
 
 /** Request bodies ignore fields they do not name, as v1 did. */
 const lenient = { additionalProperties: true } as const;
 
-export const PIPELINE_STATUSES = ["inactive", "active", "failed", "completed"] as const;
-export type PipelineStatus = (typeof PIPELINE_STATUSES)[number];
+export type PipelineStatus = StoredPipelineStatus;
 
 export const PipelineStatus = t.Union(
   [t.Literal("inactive"), t.Literal("active"), t.Literal("failed"), t.Literal("completed")],

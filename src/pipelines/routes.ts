@@ -33,6 +33,11 @@ function notFound(id: string) {
 }
 
 export function pipelineRoutes(pipelines: PipelineService) {
+  const onePage = async (status: PipelineStatus | undefined, after: string, limit: number) => {
+    const page = await pipelines.page(status, after, limit);
+    return { status: "OK" as const, results: page.pipelines, next: page.next };
+  };
+
   return new Elysia({ tags: ["pipelines"] })
     .post(
       "/v1/pipeline",
@@ -57,8 +62,8 @@ export function pipelineRoutes(pipelines: PipelineService) {
     )
     .get(
       "/v1/pipeline/:id",
-      ({ params, status }) => {
-        const pipeline = pipelines.get(params.id);
+      async ({ params, status }) => {
+        const pipeline = await pipelines.get(params.id);
         if (pipeline === null) return status(404, notFound(params.id));
         return { status: "OK" as const, results: pipeline };
       },
@@ -89,8 +94,7 @@ export function pipelineRoutes(pipelines: PipelineService) {
         if (query.limit === undefined) {
           return streamList(pipelines.pages(query.status, query.after ?? ""));
         }
-        const page = pipelines.page(query.status, query.after ?? "", query.limit);
-        return { status: "OK" as const, results: page.pipelines, next: page.next };
+        return onePage(query.status, query.after ?? "", query.limit);
       },
       {
         query: t.Object({ status: t.Optional(PipelineStatus), ...Paging.properties }),

@@ -1,27 +1,24 @@
 // Pipelines: creating a DAG of errands in one transaction, unblocking dependents as errands
-// complete, keeping the pipeline's status, and deleting it with its errands. Knows nothing of HTTP.
+// complete, keeping the pipeline's status, and deleting it with its errands. Knows nothing of
+// HTTP, and nothing of SQL.
 
 import type { Clock } from "../clock.ts";
 import type { IdempotencyKeys } from "../errands/idempotency.ts";
-import type { Errand, Log } from "../errands/model.ts";
-import { normalizeOptions, type PipelineHooks, startTime, toErrand } from "../errands/service.ts";
+import type { Errand } from "../errands/model.ts";
+import type { PipelineHooks } from "../errands/service.ts";
+import { toErrand } from "../errands/view.ts";
 import type { EventBus } from "../events/bus.ts";
+import { newErrand, normalizeOptions, startTime } from "../lifecycle/create.ts";
+import { pipelineStatus } from "../lifecycle/pipeline.ts";
+import { unblock } from "../lifecycle/schedule.ts";
 import { pageOf, pagesOf } from "../paging.ts";
-import type { Store, Tx } from "../store/db.ts";
-import {
-  type ErrandReads,
-  type ErrandRow,
-  type ErrandSql,
-  type ErrandWrites,
-  newErrandRow,
-} from "../store/errands.ts";
-import { PipelineReads, type PipelineRow, PipelineWrites } from "../store/pipelines.ts";
+import type { Driver, Reads, WriteTx } from "../store/driver.ts";
+import type { ErrandRecord, PipelineRecord } from "../store/records.ts";
 import { validatePipeline } from "./graph.ts";
 import type { Pipeline, PipelineSpec, PipelineStatus } from "./model.ts";
 
 export interface PipelineServiceDeps {
-  store: Store;
-  errandSql: ErrandSql;
+  driver: Driver;
   clock: Clock;
   bus: EventBus;
   maxLogs: number;
@@ -30,26 +27,18 @@ export interface PipelineServiceDeps {
 }
 
 export class PipelineService implements PipelineHooks {
-  private readonly store: Store;
+  private readonly driver: Driver;
   private readonly clock: Clock;
   private readonly bus: EventBus;
   private readonly maxLogs: number;
   private readonly keys: IdempotencyKeys | undefined;
-  private readonly w: PipelineWrites;
-  private readonly r: PipelineReads;
-  private readonly errandsW: ErrandWrites;
-  private readonly errandsR: ErrandReads;
 
   constructor(deps: PipelineServiceDeps) {
-    this.store = deps.store;
+    this.driver = deps.driver;
     this.clock = deps.clock;
     this.bus = deps.bus;
     this.maxLogs = deps.maxLogs;
     this.keys = deps.keys;
-    this.w = new PipelineWrites(deps.store.writer);
-    this.r = new PipelineReads(deps.store.reader);
-    this.errandsW = deps.errandSql.writes;
-    this.errandsR = deps.errandSql.reads;
   }
 
   /** Checks the spec only; throws BadInput naming the first problem. */
@@ -67,91 +56,107 @@ export class PipelineService implements PipelineHooks {
    */
   create(spec: PipelineSpec, key?: string): Promise<Pipeline> {
     const graph = validatePipeline(spec);
-    return this.store.write((tx) =>
-      this.keys
-        ? this.keys.run(key, "POST /v1/pipeline", spec, () => this.insert(tx, spec, graph))
-        : this.insert(tx, spec, graph),
-    );
+    return this.driver.write((tx) => {
+      const insert = () => this.insert(tx, spec, graph);
+      return this.keys ? this.keys.run(tx, key, "create pipeline", spec, insert) : insert();
+    });
   }
 
-  private insert(tx: Tx, spec: PipelineSpec, graph: ReturnType<typeof validatePipeline>): Pipeline {
-    const errands = spec.errands ?? [];
-    const id = Bun.randomUUIDv7();
+  private async insert(
+    tx: WriteTx,
+    spec: PipelineSpec,
+    graph: ReturnType<typeof validatePipeline>,
+  ): Promise<Pipeline> {
     const now = this.clock.now();
-    this.w.insert.run(id, spec.name ?? "", spec.deleteOnCompleted ? 1 : 0, "inactive", now);
-    const ids = errands.map((errand, i) => {
-      const errandId = Bun.randomUUIDv7();
-      const options = normalizeOptions(errand.options ?? {});
-      const runAt = startTime(options, now);
-      const later = runAt > now;
-      this.errandsW.insert(
-        newErrandRow({
-          id: errandId,
+    const pipeline: PipelineRecord = {
+      id: Bun.randomUUIDv7(),
+      name: spec.name ?? "",
+      deleteOnCompleted: spec.deleteOnCompleted === true,
+      status: "inactive",
+      started: now,
+      ended: null,
+      finished: null,
+    };
+    await tx.insertPipeline(pipeline);
+    const records = (spec.errands ?? []).map((errand, i) =>
+      newErrand(
+        {
           name: errand.name ?? "",
           type: errand.type ?? "",
-          status: graph.dependencyCount[i] !== 0 ? "blocked" : later ? "scheduled" : "inactive",
-          priority: options.priority ?? 0,
-          options: JSON.stringify(options),
-          data: errand.data === undefined ? null : JSON.stringify(errand.data),
-          created: now,
-          pipeline: id,
-          run_at: later ? runAt : null,
-        }),
-      );
-      return errandId;
-    });
-    graph.edges.forEach(([target, dependsOn], position) => {
-      this.w.insertDependency.run(id, position, ids[target] ?? "", ids[dependsOn] ?? "");
-    });
-    const created = this.detail(this.w.get.get(id) as PipelineRow, this.w, this.errandsW);
+          options: errand.options,
+          data: errand.data,
+        },
+        {
+          id: Bun.randomUUIDv7(),
+          now,
+          pipeline: pipeline.id,
+          blocked: graph.dependencyCount[i] !== 0,
+        },
+      ),
+    );
+    for (const record of records) await tx.insertErrand(record);
+    const idOf = (i: number) => records[i]?.id ?? "";
+    await tx.insertDependencies(
+      pipeline.id,
+      graph.edges.map(([target, dependsOn]) => [idOf(target), idOf(dependsOn)]),
+    );
+    const created = await this.detail(tx, pipeline);
     for (const errand of created.errands ?? []) {
-      if (errand.status !== "blocked") this.bus.record(tx, "created", errand);
+      if (errand.status !== "blocked") await this.bus.record(tx, "created", errand);
     }
     return created;
   }
 
   /** The pipeline with its errands and dependencies, or null when unknown. */
-  get(id: string): Pipeline | null {
-    const row = this.r.get.get(id);
-    return row ? this.detail(row, this.r, this.errandsR) : null;
+  async get(id: string): Promise<Pipeline | null> {
+    const reads = this.driver.reads;
+    const pipeline = await reads.pipeline(id);
+    return pipeline ? this.detail(reads, pipeline) : null;
   }
 
   /** Pages of every pipeline, or of those with one status, without errands and dependencies. */
-  *pages(status: PipelineStatus | undefined, after = ""): Generator<Pipeline[]> {
-    for (const rows of pagesOf((from, n) => this.r.page(status, from, n), after)) {
-      yield rows.map(summary);
+  async *pages(status: PipelineStatus | undefined, after = ""): AsyncGenerator<Pipeline[]> {
+    for await (const records of pagesOf(this.readPage(status), after)) {
+      yield records.map(summary);
     }
   }
 
   /** One page of them and the cursor of the next, or null when this is the last. */
-  page(
+  async page(
     status: PipelineStatus | undefined,
     after: string,
     limit: number,
-  ): { pipelines: Pipeline[]; next: string | null } {
-    const { rows, next } = pageOf((from, n) => this.r.page(status, from, n), after, limit);
+  ): Promise<{ pipelines: Pipeline[]; next: string | null }> {
+    const { rows, next } = await pageOf(this.readPage(status), after, limit);
     return { pipelines: rows.map(summary), next };
+  }
+
+  private readPage(status: PipelineStatus | undefined) {
+    return (after: string, limit: number) => this.driver.reads.pipelinePage(status, after, limit);
   }
 
   /** Deletes the pipeline, its errands, their logs and its edges; false when unknown. */
   remove(id: string): Promise<boolean> {
-    return this.store.write((tx) => {
-      if (!this.w.get.get(id)) return false;
-      this.removeIn(tx, id);
+    return this.driver.write(async (tx) => {
+      if (!(await tx.pipeline(id))) return false;
+      await this.removeIn(tx, id);
       return true;
     });
   }
 
   // --- hooks the errand lifecycle calls inside its write transaction ---
 
-  onErrandChanged(tx: Tx, row: ErrandRow): void {
-    if (row.pipeline === null) return;
-    if (row.status === "completed") this.unblockDependents(tx, row.id);
-    this.recount(tx, row.pipeline);
+  async onErrandChanged(tx: WriteTx, errand: ErrandRecord): Promise<void> {
+    if (errand.pipeline === null) return;
+    if (errand.status === "completed") await this.unblockDependents(tx, errand.id);
+    await this.recount(tx, errand.pipeline);
   }
 
-  dependencyResults(id: string, tx?: Tx): Record<string, Record<string, unknown>> | null {
-    const rows = (tx ? this.w : this.r).dependencyResults.all(id);
+  async dependencyResults(
+    reads: Reads,
+    id: string,
+  ): Promise<Record<string, Record<string, unknown>> | null> {
+    const rows = await reads.dependencyResults(id);
     if (rows.length === 0) return null;
     // Own properties whatever the names: an errand named __proto__ must not set a prototype.
     return Object.fromEntries(
@@ -159,96 +164,72 @@ export class PipelineService implements PipelineHooks {
     );
   }
 
-  // --- inside a write transaction ---
-
-  /** Queues each blocked dependent of a completed errand whose dependencies have all completed. */
-  private unblockDependents(tx: Tx, id: string): void {
-    for (const dependent of this.w.unblockable.all(id)) {
-      this.errandsW.unblock(dependent, this.clock.now());
-      const log: Log = {
-        severity: "INFO",
-        message: "errand unblocked",
-        timestamp: this.clock.now(),
-      };
-      this.errandsW.appendLog.run(dependent.id, log.severity, log.message, log.timestamp);
-      const logs = this.errandsW.keptLogs(dependent.id, this.maxLogs) as Log[];
-      this.bus.record(tx, "unblocked", toErrand(dependent, this.errandsW, logs), log);
-    }
-  }
-
-  /** Sets the pipeline's status from its errands'; a completed deleteOnCompleted one goes. */
-  private recount(tx: Tx, id: string): void {
-    const pipeline = this.w.get.get(id);
-    const progress = this.w.progress.get(id);
-    if (!pipeline || !progress) return;
-    const status: PipelineStatus = progress.failed
-      ? "failed"
-      : !progress.unfinished
-        ? "completed"
-        : progress.started
-          ? "active"
-          : "inactive";
-    const completed = status === "completed";
-    const now = this.clock.now();
-    // Settled: completed or failed with nothing left to run. clear goes by when it settled.
-    const settled = (completed || status === "failed") && !progress.pending;
-    const finished = settled ? now : null;
-    if (
-      status !== pipeline.status ||
-      (completed && pipeline.ended === null) ||
-      finished !== pipeline.finished
-    ) {
-      this.w.setStatus.run(status, completed ? now : null, finished, id);
-    }
-    if (completed && pipeline.delete_on_completed) this.removeIn(tx, id);
-  }
-
   /**
    * Deletes pipelines that settled before `threshold`, each whole, until about `limit` errands
    * have gone; answers those errands (clear).
    */
-  clearFinished(tx: Tx, threshold: number, limit: number): Errand[] {
+  async clearFinished(tx: WriteTx, threshold: number, limit: number): Promise<Errand[]> {
     const removed: Errand[] = [];
-    // Read before deleting: a statement should not walk rows its own connection deletes.
-    for (const { id } of this.w.finishedBefore.all(threshold, limit)) {
-      for (const errand of this.removeIn(tx, id)) removed.push(errand);
+    for (const id of await tx.settledBefore(threshold, limit)) {
+      for (const errand of await this.removeIn(tx, id)) removed.push(errand);
       if (removed.length >= limit) break;
     }
     return removed;
   }
 
+  // --- inside a write transaction ---
+
+  /** Queues each blocked dependent of a completed errand whose dependencies have all completed. */
+  private async unblockDependents(tx: WriteTx, id: string): Promise<void> {
+    for (const dependent of await tx.unblockable(id)) {
+      const change = unblock(dependent, this.clock.now());
+      await tx.saveErrand(change.errand);
+      if (change.log) await tx.appendLog(dependent.id, change.log);
+      const logs = await tx.keptLogs(dependent.id, this.maxLogs);
+      await this.bus.record(tx, "unblocked", toErrand(change.errand, logs), change.log);
+    }
+  }
+
+  /** Sets the pipeline's status from its errands'; a completed deleteOnCompleted one goes. */
+  private async recount(tx: WriteTx, id: string): Promise<void> {
+    const pipeline = await tx.pipeline(id);
+    if (!pipeline) return;
+    const next = pipelineStatus(pipeline, await tx.pipelineProgress(id), this.clock.now());
+    if (next.changed) await tx.savePipeline(next.pipeline);
+    if (next.remove) await this.removeIn(tx, id);
+  }
+
   /** Deletes the pipeline, its errands (event `deleted` each) and edges; answers the errands. */
-  private removeIn(tx: Tx, id: string): Errand[] {
+  private async removeIn(tx: WriteTx, id: string): Promise<Errand[]> {
     const removed: Errand[] = [];
-    for (const { id: errandId } of this.w.errandIds.all(id)) {
-      const row = this.errandsW.row(errandId);
-      if (!row) continue;
-      const errand = toErrand(row, this.errandsW);
-      this.errandsW.remove(row);
-      this.bus.record(tx, "deleted", errand);
+    for (const record of await tx.pipelineErrands(id)) {
+      const errand = toErrand(record, await tx.logs(record.id));
+      await tx.removeErrand(record);
+      await this.bus.record(tx, "deleted", errand);
       removed.push(errand);
     }
-    this.w.removeDependencies.run(id);
-    this.w.remove.run(id);
+    await tx.removePipeline(id);
     return removed;
   }
 
   /** The pipeline as GET and create answer it: with its errands and its dependencies. */
-  private detail(row: PipelineRow, sql: PipelineReads, errandSql: ErrandReads): Pipeline {
-    const errands: Errand[] = sql.errands.all(row.id).map((e) => toErrand(e, errandSql));
-    return { ...summary(row), errands, dependencies: sql.dependencies.all(row.id) };
+  private async detail(reads: Reads, pipeline: PipelineRecord): Promise<Pipeline> {
+    const records = await reads.pipelineErrands(pipeline.id);
+    const logs = await reads.logsOf(records.map((r) => r.id));
+    const errands = records.map((record) => toErrand(record, logs.get(record.id) ?? []));
+    return { ...summary(pipeline), errands, dependencies: await reads.dependencies(pipeline.id) };
   }
 }
 
 /** The pipeline as v1 shaped it, optional fields omitted when empty. */
-function summary(row: PipelineRow): Pipeline {
+function summary(record: PipelineRecord): Pipeline {
   const pipeline: Pipeline = {
-    id: row.id,
-    name: row.name,
-    status: row.status as PipelineStatus,
-    startedMillis: row.started,
+    id: record.id,
+    name: record.name,
+    status: record.status,
+    startedMillis: record.started,
   };
-  if (row.delete_on_completed) pipeline.deleteOnCompleted = true;
-  if (row.ended !== null) pipeline.endedMillis = row.ended;
+  if (record.deleteOnCompleted) pipeline.deleteOnCompleted = true;
+  if (record.ended !== null) pipeline.endedMillis = record.ended;
   return pipeline;
 }

@@ -7,7 +7,7 @@ import type { TypeService } from "./service.ts";
 
 export function typeRoutes(types: TypeService) {
   return new Elysia({ tags: ["types"] })
-    .get("/v1/types", () => ({ status: "OK" as const, results: types.list() }), {
+    .get("/v1/types", async () => ({ status: "OK" as const, results: await types.list() }), {
       response: { 200: ok(t.Array(TypeSummary)) },
       detail: {
         summary: "Every type: errands by status, oldest waiting age, paused, concurrency",

@@ -1,6 +1,8 @@
-// Opens the SQLite database, migrates it, and runs writes under group commit.
+// The SQLite engine: opens the database, migrates it, and runs writes under group commit.
 //
-// Writes of requests that arrive together share one transaction and so one fsync: each write
+// Writes run one at a time, each inside a savepoint of the open group's transaction (a
+// failure rolls back only its own changes), so savepoints never interleave however a write
+// awaits. Writes of requests that arrive together share one transaction and so one fsync: each write
 // runs at once inside a savepoint of the open group (a failure rolls back only its own changes),
 // and its promise settles only after the COMMIT that holds it is on disk. Reads go through a
 // second, read-only connection, so they only ever see committed data.
@@ -16,8 +18,9 @@
 import { Database, type Statement } from "bun:sqlite";
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import type { SyncMode } from "../config.ts";
-import { StorageUnavailable } from "../errors.ts";
+import { StorageUnavailable } from "../../errors.ts";
+import type { Driver, Staged, WriteTx } from "../driver.ts";
+import { ReadStatements, SqliteReads, SqliteTx, WriteStatements } from "./access.ts";
 import { TypeCounts } from "./counts.ts";
 import m0001 from "./migrations/0001_errands.sql" with { type: "text" };
 import m0002 from "./migrations/0002_pipelines.sql" with { type: "text" };
@@ -26,14 +29,13 @@ import m0004 from "./migrations/0004_worker_safety.sql" with { type: "text" };
 import m0005 from "./migrations/0005_lighter_writes.sql" with { type: "text" };
 import m0006 from "./migrations/0006_pipeline_finished.sql" with { type: "text" };
 import m0007 from "./migrations/0007_write_probe.sql" with { type: "text" };
+import m0008 from "./migrations/0008_active_by_type.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
 
-export interface Tx {
-  /** Runs fn after the commit that holds this write, never if it is rolled back. */
-  afterCommit(fn: () => void): void;
-}
+/** Whether each commit is fsync'd before it is answered (full), or left to the OS (normal). */
+export type SyncMode = "full" | "normal";
 
 interface Member {
   resolve: () => void;
@@ -41,9 +43,14 @@ interface Member {
   after: Array<() => void>;
 }
 
-export class Store {
+export class SqliteDriver implements Driver {
   readonly writer: Database;
   readonly reader: Database;
+  readonly reads: SqliteReads;
+  private readonly statements: WriteStatements;
+  /** A write is running: the next ones wait their turn. */
+  private busy = false;
+  private readonly queue: Array<() => void> = [];
   /** Errands per type and status, written with each group (see counts.ts). */
   readonly counts: TypeCounts;
   private group: Member[] | null = null;
@@ -98,11 +105,37 @@ export class Store {
       rollbackTo: this.writer.prepare("ROLLBACK TO request"),
       commit: this.writer.prepare("COMMIT"),
     };
+    this.statements = new WriteStatements(this.writer);
+    this.reads = new SqliteReads(new ReadStatements(this.reader), () => !this.closed);
   }
 
-  /** Runs fn in the open group's transaction; resolves with its result once committed. */
-  write<T>(fn: (tx: Tx) => T): Promise<T> {
-    if (this.closed) return Promise.reject(new StorageUnavailable("the store is closed"));
+  async write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    const { result, durable } = await this.stage(fn);
+    await durable;
+    return result;
+  }
+
+  /** Runs fn in the open group's transaction, after the writes before it. */
+  async stage<T>(fn: (tx: WriteTx) => Promise<T>): Promise<Staged<T>> {
+    if (this.busy) await new Promise<void>((turn) => this.queue.push(turn));
+    else this.busy = true;
+    try {
+      return await this.run(fn);
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else {
+        this.busy = false;
+        if (this.commitWaiting) this.commit();
+      }
+    }
+  }
+
+  /** A commit came due while a write ran: it runs once no write does. */
+  private commitWaiting = false;
+
+  private async run<T>(fn: (tx: WriteTx) => Promise<T>): Promise<Staged<T>> {
+    if (this.closed) throw new StorageUnavailable("the store is closed");
     try {
       if (this.group === null) {
         this.tx.begin.run();
@@ -112,26 +145,29 @@ export class Store {
         if (this.syncing === 0) setImmediate(() => this.commit());
       }
     } catch (error) {
-      return Promise.reject(new StorageUnavailable(describe(error)));
+      throw new StorageUnavailable(describe(error));
     }
     const after: Array<() => void> = [];
     let result: T;
     this.tx.savepoint.run();
     this.counts.writeStarted();
     try {
-      result = fn({ afterCommit: (f) => after.push(f) });
+      result = await fn(new SqliteTx(this.statements, this.counts, after));
       this.tx.release.run();
     } catch (error) {
       this.tx.rollbackTo.run();
       this.tx.release.run();
       this.counts.writeEnded(false);
-      return Promise.reject(error);
+      throw error;
     }
     this.counts.writeEnded(true);
     const group = this.group;
-    return new Promise<T>((resolve, reject) => {
-      group.push({ resolve: () => resolve(result), reject, after });
+    const durable = new Promise<void>((resolve, reject) => {
+      group.push({ resolve, reject, after });
     });
+    // A write whose caller never awaits `durable` must not leave an unhandled rejection.
+    durable.catch(() => {});
+    return { result, durable };
   }
 
   /**
@@ -139,24 +175,15 @@ export class Store {
    * deletes fewer or `rounds` have run: a large backlog never holds up other writes, and the
    * rest waits for the next call. Answers how many went.
    */
-  async deleteInBatches(
-    run: (batch: number) => number,
-    batch: number,
-    rounds = Number.POSITIVE_INFINITY,
-  ): Promise<number> {
-    let deleted = 0;
-    for (let round = 0; round < rounds; round++) {
-      const n = await this.write(() => run(batch));
-      deleted += n;
-      if (n < batch) break;
-    }
-    return deleted;
-  }
-
   /** Commits the open group now (also run by a timer after each event-loop turn). */
   commit(): void {
     const group = this.group;
     if (group === null) return;
+    if (this.busy) {
+      this.commitWaiting = true;
+      return;
+    }
+    this.commitWaiting = false;
     this.group = null;
     try {
       this.counts.flush();
@@ -226,6 +253,10 @@ export class Store {
     // Answering a group may write again (a claim handed back to the queue because its client
     // left): commit and wait until no group is open and none is syncing.
     for (;;) {
+      if (this.busy) {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
       this.commit();
       if (this.syncing === 0 && this.group === null) break;
       await this.answered;

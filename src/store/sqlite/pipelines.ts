@@ -1,7 +1,7 @@
 // SQL for pipelines, their dependency edges, and the errands they hold, prepared once per connection.
 
 import type { Database } from "bun:sqlite";
-import { STATUSES } from "../errands/model.ts";
+import { type PipelineRecord, type PipelineStatus, STATUSES } from "../records.ts";
 import { COLUMNS as ERRAND_COLUMNS, type ErrandRow } from "./errands.ts";
 
 export interface PipelineRow {
@@ -15,6 +15,18 @@ export interface PipelineRow {
   finished: number | null;
 }
 
+export function toPipelineRecord(row: PipelineRow): PipelineRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    deleteOnCompleted: row.delete_on_completed === 1,
+    status: row.status as PipelineStatus,
+    started: row.started,
+    ended: row.ended,
+    finished: row.finished,
+  };
+}
+
 /** One edge by errand names: `target` depends on `dependsOn`. */
 export interface DependencyRow {
   target: string;
@@ -22,11 +34,10 @@ export interface DependencyRow {
 }
 
 /** What a pipeline's status is computed from: each answer is a seek on errands_pipeline. */
-export interface PipelineProgress {
+export interface ProgressRow {
   failed: number;
   unfinished: number;
   started: number;
-  /** Whether an errand of it is still to run: inactive, active or scheduled. */
   pending: number;
 }
 
@@ -111,7 +122,7 @@ export class PipelineWrites extends PipelineReads {
       "SELECT id FROM pipelines WHERE finished < ? ORDER BY finished LIMIT ?",
     );
     const unfinished = quoted(STATUSES.filter((s) => s !== "completed"));
-    this.progress = db.prepare<PipelineProgress, [string]>(
+    this.progress = db.prepare<ProgressRow, [string]>(
       `SELECT
          EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status = 'failed') AS failed,
          EXISTS (SELECT 1 FROM errands WHERE pipeline = ?1 AND status IN (${unfinished}))

@@ -1,4 +1,4 @@
-// SQL for per-type controls and counts, and for idempotency keys.
+// SQL for per-type controls and counts, idempotency keys, and the health check's queries.
 
 import type { Database } from "bun:sqlite";
 
@@ -11,9 +11,17 @@ export interface TypeRow {
 export class TypeReads {
   readonly controls;
   readonly oldestWaiting;
+  readonly depth;
+  readonly ping;
 
   constructor(db: Database) {
     this.controls = db.prepare<TypeRow, []>("SELECT type, paused, concurrency FROM types");
+    // type_counts is kept with every commit (counts.ts): one row per type and status, whatever
+    // the store holds.
+    this.depth = db.prepare<{ type: string; status: string; count: number }, []>(
+      "SELECT type, status, count FROM type_counts WHERE count > 0 ORDER BY type, status",
+    );
+    this.ping = db.prepare<{ any: number }, []>("SELECT EXISTS (SELECT 1 FROM errands) AS any");
     // On the errands_claim index (type, priority DESC, created, id): walk the type's distinct
     // waiting priorities, one seek each, and take the oldest `created` of each. CAST: see the
     // head of errands.ts.
@@ -38,6 +46,7 @@ export class TypeReads {
 export class TypeWrites {
   readonly one;
   readonly upsert;
+  readonly probe;
 
   constructor(db: Database) {
     this.one = db.prepare<TypeRow, [string]>(
@@ -47,6 +56,9 @@ export class TypeWrites {
       `INSERT INTO types (type, paused, concurrency) VALUES (?1, ?2, ?3)
          ON CONFLICT (type) DO UPDATE SET paused = ?2, concurrency = ?3
        RETURNING type, paused, concurrency`,
+    );
+    this.probe = db.prepare<unknown, [number]>(
+      "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
     );
   }
 }

@@ -1,0 +1,175 @@
+// The storage engine behind the services, named by what the queue needs of it. Services and
+// routes speak only to this interface; each engine (src/store/sqlite/, and PostgreSQL later)
+// is one implementation, and test/driver.contract.ts is the one suite every engine passes.
+//
+// Every method is async, so an engine may go over a network. A write runs as one transaction:
+// what it reads it may change, and its promise settles once the transaction is durable. Reads
+// outside a write see committed data only.
+
+import type {
+  CountRow,
+  Dependency,
+  ErrandRecord,
+  EventRecord,
+  LogEntry,
+  PipelineProgress,
+  PipelineRecord,
+  PipelineStatus,
+  Status,
+  TypeControlsRecord,
+} from "./records.ts";
+
+export type ErrandFilter =
+  | { key: "status"; value: Status | string }
+  | { key: "type"; value: string }
+  | null;
+
+/** What can be read, inside a write (its own changes included) or outside (committed only). */
+export interface Reads {
+  errand(id: string): Promise<ErrandRecord | null>;
+  /** An errand's logs, oldest first. */
+  logs(id: string): Promise<LogEntry[]>;
+  /** The logs of many errands in one query (a page of a list), by errand id. */
+  logsOf(ids: string[]): Promise<Map<string, LogEntry[]>>;
+  /** Up to `limit` errands with an id after `after`, in id (creation) order. */
+  errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]>;
+
+  pipeline(id: string): Promise<PipelineRecord | null>;
+  pipelinePage(
+    status: PipelineStatus | undefined,
+    after: string,
+    limit: number,
+  ): Promise<PipelineRecord[]>;
+  /** A pipeline's errands, in the order they were sent. */
+  pipelineErrands(id: string): Promise<ErrandRecord[]>;
+  /** A pipeline's edges by errand names, in the order they were sent. */
+  dependencies(pipelineId: string): Promise<Dependency[]>;
+  /** The names and results (JSON text, or null) of the errands an errand depends on. */
+  dependencyResults(errandId: string): Promise<Array<{ name: string; results: string | null }>>;
+
+  /** Errands stored, by type and status: kept as writes go, never a scan of the errands. */
+  countsByTypeAndStatus(): Promise<CountRow[]>;
+  typeControls(): Promise<TypeControlsRecord[]>;
+  /** When the longest-waiting inactive errand of a type was created, or null. */
+  oldestWaiting(type: string): Promise<number | null>;
+
+  /** Up to `limit` events with an id after `after`, in id order. */
+  eventsAfter(after: number, limit: number): Promise<EventRecord[]>;
+  /** The oldest event kept, and the newest id ever handed out (0 before any). */
+  eventBounds(): Promise<{ oldest: number | null; newest: number }>;
+
+  /** Throws unless the database answers a real query. */
+  ping(): Promise<void>;
+}
+
+/** One transaction. Its changes are kept only if the write's function returns normally. */
+export interface WriteTx extends Reads {
+  /** Runs fn after the commit that holds this write, never if it is rolled back. */
+  afterCommit(fn: () => void): void;
+
+  /** The errand, to be changed in this transaction (saveErrand and removeErrand take it). */
+  lockErrand(id: string): Promise<ErrandRecord | null>;
+  /**
+   * The next errand of `type` a claim takes, to be changed in this transaction: the highest
+   * priority, then the oldest; none while the type is paused or has `concurrency` active.
+   */
+  nextClaimable(type: string): Promise<ErrandRecord | null>;
+  insertErrand(errand: ErrandRecord): Promise<void>;
+  /** Writes back an errand read by lockErrand or nextClaimable, or inserted. */
+  saveErrand(errand: ErrandRecord): Promise<void>;
+  /** Moves an active errand's heartbeat deadline on, changing nothing else (a log line). */
+  extendHeartbeat(id: string, deadline: number): Promise<void>;
+  /** Deletes the errand with its logs. */
+  removeErrand(errand: ErrandRecord): Promise<void>;
+  appendLog(errandId: string, entry: LogEntry): Promise<void>;
+  /** The errand's newest `max` logs; older ones are deleted. */
+  keptLogs(errandId: string, max: number): Promise<LogEntry[]>;
+  /** Every errand of a filter (bulk update). */
+  errandIdsWhere(filter: Exclude<ErrandFilter, null>): Promise<string[]>;
+
+  /** Scheduled errands whose time has come, soonest first. */
+  dueIds(now: number, limit: number): Promise<string[]>;
+  /** Active errands past their TTL deadline, soonest first. */
+  overdueIds(now: number, limit: number): Promise<string[]>;
+  /** Active errands past their heartbeat deadline, soonest first. */
+  silentIds(now: number, limit: number): Promise<string[]>;
+  /** Completed and failed errands outside pipelines that finished before `before`. */
+  finishedBefore(before: number, limit: number): Promise<string[]>;
+
+  insertPipeline(pipeline: PipelineRecord): Promise<void>;
+  savePipeline(pipeline: PipelineRecord): Promise<void>;
+  /** Edges by errand ids, `[target, dependsOn]`, in the order sent. */
+  insertDependencies(pipelineId: string, edges: Array<[string, string]>): Promise<void>;
+  pipelineProgress(id: string): Promise<PipelineProgress>;
+  /** The blocked dependents of a completed errand whose dependencies have all completed. */
+  unblockable(completedId: string): Promise<ErrandRecord[]>;
+  /** Deletes the pipeline and its edges (its errands are removed one by one before). */
+  removePipeline(id: string): Promise<void>;
+  /** Pipelines that settled before `before`, oldest first. */
+  settledBefore(before: number, limit: number): Promise<string[]>;
+
+  /** Records an event; answers its id, increasing in commit order. */
+  appendEvent(event: string, created: number, payload: string): Promise<number>;
+  /** Deletes up to `limit` of the oldest events created before `before`; answers how many. */
+  pruneEvents(before: number, limit: number): Promise<number>;
+
+  /** The request and response first stored under an idempotency key since `since`. */
+  idempotencyKey(key: string, since: number): Promise<{ request: string; response: string } | null>;
+  rememberKey(key: string, request: string, response: string, now: number): Promise<void>;
+  /** Deletes up to `limit` keys created before `before`; answers how many. */
+  pruneKeys(before: number, limit: number): Promise<number>;
+
+  typeControl(type: string): Promise<TypeControlsRecord | null>;
+  setTypeControl(control: TypeControlsRecord): Promise<void>;
+
+  /** Rewrites one row: a write that must reach the disk (the health check). */
+  probe(now: number): Promise<void>;
+}
+
+/** A write that has run: its result, and when its transaction is durable. */
+export interface Staged<T> {
+  result: T;
+  /** Settles once the transaction is durable; rejects when it never will be. */
+  durable: Promise<void>;
+}
+
+export interface Driver {
+  /** Reads of committed data. */
+  readonly reads: Reads;
+  /**
+   * Runs fn as one transaction; settles once it is durable. fn must await only this
+   * transaction's methods: an engine may hold other writes back while it runs.
+   */
+  write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  /**
+   * The same, answered as soon as fn has run, before it is durable: a long-poll claim learns
+   * at once whether it took an errand, and hands it over only once `durable` settles.
+   */
+  stage<T>(fn: (tx: WriteTx) => Promise<T>): Promise<Staged<T>>;
+  /** Whether the store still takes writes and reads. */
+  readonly isOpen: boolean;
+  /** Whether close() was called: work that can wait for a later run should stop. */
+  readonly isClosing: boolean;
+  /** Finishes what is in flight, then closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs a write that deletes at most `batch` rows, as its own write, again and again until one
+ * deletes fewer or `rounds` have run: a large backlog never holds up other writes, and the
+ * rest waits for the next call. Answers how many went.
+ */
+export async function deleteInBatches(
+  driver: Driver,
+  remove: (tx: WriteTx, batch: number) => Promise<number>,
+  batch: number,
+  rounds = Number.POSITIVE_INFINITY,
+): Promise<number> {
+  let deleted = 0;
+  for (let round = 0; round < rounds; round++) {
+    const n = await driver.write((tx) => remove(tx, batch));
+    deleted += n;
+    if (n < batch) break;
+  }
+  return deleted;
+}

@@ -1,0 +1,126 @@
+// The values the storage driver keeps and hands back: an errand, its log entries, a pipeline,
+// an event, a type's controls. Plain data; the rules over them live in src/lifecycle/.
+
+export const STATUSES = [
+  "blocked",
+  "inactive",
+  "active",
+  "failed",
+  "completed",
+  "scheduled",
+] as const;
+export type Status = (typeof STATUSES)[number];
+
+export type Severity = "INFO" | "WARNING" | "ERROR";
+
+export interface LogEntry {
+  severity: Severity;
+  message: string;
+  timestamp: number;
+}
+
+export interface Backoff {
+  type: "fixed" | "exponential";
+  delay: number;
+}
+
+/** An errand's options as stored: zero and false ones left out (v1's omitempty). */
+export interface Options {
+  ttl?: number;
+  retries?: number;
+  priority?: number;
+  deleteOnCompleted?: boolean;
+  heartbeat?: number;
+  runAt?: number;
+  delay?: number;
+  backoff?: Backoff;
+}
+
+/** One errand as stored, without its logs (they are kept apart, appended one by one). */
+export interface ErrandRecord {
+  id: string;
+  name: string;
+  type: string;
+  status: Status;
+  priority: number;
+  options: Options;
+  /** JSON text of the object sent, or null. */
+  data: string | null;
+  /** JSON text of the results sent on completion, or null. */
+  results: string | null;
+  created: number;
+  progress: number;
+  attempts: number;
+  started: number | null;
+  failed: number | null;
+  completed: number | null;
+  /** When it last became completed or failed; null while it may still run. */
+  finished: number | null;
+  /** While active with options.ttl: when it is failed with "TTL Expired". */
+  ttlDeadline: number | null;
+  /** While active with options.heartbeat: when its worker must next be heard from. */
+  heartbeatDeadline: number | null;
+  /** While scheduled: when it comes due. Kept while blocked, for when it is unblocked. */
+  runAt: number | null;
+  pipeline: string | null;
+}
+
+export const PIPELINE_STATUSES = ["inactive", "active", "failed", "completed"] as const;
+export type PipelineStatus = (typeof PIPELINE_STATUSES)[number];
+
+export interface PipelineRecord {
+  id: string;
+  name: string;
+  deleteOnCompleted: boolean;
+  status: PipelineStatus;
+  started: number;
+  ended: number | null;
+  /** When it settled, completed or failed with nothing left to run; null otherwise. */
+  finished: number | null;
+}
+
+/** What a pipeline's status is computed from, each a yes or no about its errands. */
+export interface PipelineProgress {
+  anyFailed: boolean;
+  anyUnfinished: boolean;
+  anyStarted: boolean;
+  /** Whether an errand of it is still to run: inactive, active or scheduled. */
+  anyPending: boolean;
+}
+
+/** One edge by errand names: `target` depends on `dependsOn`. */
+export interface Dependency {
+  target: string;
+  dependsOn: string;
+}
+
+export interface TypeControlsRecord {
+  type: string;
+  paused: boolean;
+  concurrency: number | null;
+}
+
+export interface CountRow {
+  type: string;
+  status: string;
+  count: number;
+}
+
+export interface EventRecord {
+  id: number;
+  event: string;
+  /** The frame's data as stored: {"event":…,"errand":…}. */
+  payload: string;
+}
+
+export const EVENT_NAMES = [
+  "created",
+  "updated",
+  "processing",
+  "completed",
+  "failed",
+  "retry",
+  "unblocked",
+  "deleted",
+] as const;
+export type EventName = (typeof EVENT_NAMES)[number];

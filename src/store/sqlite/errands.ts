@@ -1,0 +1,211 @@
+// SQL for errands and their logs, prepared once per connection, and the mapping between a row
+// and the ErrandRecord the driver hands out.
+//
+// A text parameter compared with an indexed column in a query with ORDER BY is written
+// CAST(? AS TEXT): SQLite re-plans such a statement at every new binding of a bare `?`, which
+// tripled the cost of the claim and of reading an errand's logs.
+
+import type { Database } from "bun:sqlite";
+import type { ErrandRecord, LogEntry, Status } from "../records.ts";
+
+export interface ErrandRow {
+  id: string;
+  name: string;
+  type: string;
+  status: string;
+  priority: number;
+  options: string;
+  data: string | null;
+  results: string | null;
+  created: number;
+  progress: number;
+  attempts: number;
+  started: number | null;
+  failed: number | null;
+  completed: number | null;
+  finished: number | null;
+  ttl_deadline: number | null;
+  pipeline: string | null;
+  run_at: number | null;
+  heartbeat_deadline: number | null;
+}
+
+export const COLUMNS =
+  "id, name, type, status, priority, options, data, results, created, progress, attempts, " +
+  "started, failed, completed, finished, ttl_deadline, pipeline, run_at, heartbeat_deadline";
+
+export function toRecord(row: ErrandRow): ErrandRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    status: row.status as Status,
+    priority: row.priority,
+    options: JSON.parse(row.options),
+    data: row.data,
+    results: row.results,
+    created: row.created,
+    progress: row.progress,
+    attempts: row.attempts,
+    started: row.started,
+    failed: row.failed,
+    completed: row.completed,
+    finished: row.finished,
+    ttlDeadline: row.ttl_deadline,
+    heartbeatDeadline: row.heartbeat_deadline,
+    runAt: row.run_at,
+    pipeline: row.pipeline,
+  };
+}
+
+/** The statements every connection needs: reading errands and their logs. */
+export class ErrandReads {
+  readonly get;
+  readonly logs;
+  readonly logsOf;
+  readonly pageAll;
+  readonly pageByStatus;
+  readonly pageByType;
+
+  constructor(db: Database) {
+    this.get = db.prepare<ErrandRow, [string]>(`SELECT ${COLUMNS} FROM errands WHERE id = ?`);
+    this.logs = db.prepare<LogEntry, [string]>(
+      "SELECT severity, message, timestamp FROM errand_logs WHERE errand_id = CAST(? AS TEXT) ORDER BY id",
+    );
+    // The logs of a page of errands in one query: ?1 is a JSON array of their ids, each one
+    // seek on errand_logs_errand.
+    this.logsOf = db.prepare<LogEntry & { errand_id: string }, [string]>(
+      `SELECT errand_id, severity, message, timestamp FROM errand_logs
+        WHERE errand_id IN (SELECT value FROM json_each(?)) ORDER BY errand_id, id`,
+    );
+    this.pageAll = db.prepare<ErrandRow, [string, number]>(
+      `SELECT ${COLUMNS} FROM errands WHERE id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
+    );
+    this.pageByStatus = db.prepare<ErrandRow, [string, string, number]>(
+      `SELECT ${COLUMNS} FROM errands
+        WHERE status = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
+    );
+    this.pageByType = db.prepare<ErrandRow, [string, string, number]>(
+      `SELECT ${COLUMNS} FROM errands
+        WHERE type = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
+    );
+  }
+}
+
+/** The statements that change errands, on the write connection. */
+export class ErrandWrites {
+  readonly insert;
+  readonly candidate;
+  readonly save;
+  readonly status;
+  readonly touch;
+  readonly remove;
+  readonly removeLogs;
+  readonly appendLog;
+  readonly trimLogs;
+  readonly idsByStatus;
+  readonly idsByType;
+  readonly finishedBefore;
+  readonly overdue;
+  readonly silent;
+  readonly due;
+
+  constructor(db: Database) {
+    this.insert = db.prepare<
+      unknown,
+      [
+        string,
+        string,
+        string,
+        string,
+        number,
+        string,
+        string | null,
+        number,
+        number | null,
+        string | null,
+      ]
+    >(
+      `INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at,
+         pipeline)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // The next errand of a type: the highest priority, then the oldest, on the errands_claim
+    // index; none while the type is paused or has `concurrency` errands active, counted on
+    // errands_active in this same transaction (the one writer: no other claim runs between).
+    this.candidate = db.prepare<ErrandRow, [string]>(
+      `SELECT ${COLUMNS} FROM errands
+        WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
+          AND NOT EXISTS (
+            SELECT 1 FROM types WHERE types.type = ?1
+               AND (paused = 1 OR concurrency <= (
+                     SELECT count(*) FROM errands INDEXED BY errands_active
+                      WHERE type = ?1 AND status = 'active')))
+        ORDER BY priority DESC, created, id LIMIT 1`,
+    );
+    this.save = db.prepare<
+      unknown,
+      [
+        string,
+        number,
+        string | null,
+        number,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        string,
+      ]
+    >(
+      `UPDATE errands SET status = ?, progress = ?, results = ?, attempts = ?, started = ?,
+         failed = ?, completed = ?, finished = ?, ttl_deadline = ?, heartbeat_deadline = ?,
+         run_at = ?
+       WHERE id = ?`,
+    );
+    this.status = db.prepare<{ status: string }, [string]>(
+      "SELECT status FROM errands WHERE id = ?",
+    );
+    this.touch = db.prepare<unknown, [number, string]>(
+      "UPDATE errands SET heartbeat_deadline = ? WHERE id = ?",
+    );
+    this.remove = db.prepare<unknown, [string]>("DELETE FROM errands WHERE id = ?");
+    this.removeLogs = db.prepare<unknown, [string]>("DELETE FROM errand_logs WHERE errand_id = ?");
+    this.appendLog = db.prepare<unknown, [string, string, string, number]>(
+      "INSERT INTO errand_logs (errand_id, severity, message, timestamp) VALUES (?, ?, ?, ?)",
+    );
+    // Drops all but the newest `keep` entries, walking the errand's own index entries only.
+    this.trimLogs = db.prepare<unknown, [string, string, number]>(
+      `DELETE FROM errand_logs WHERE errand_id = ? AND id <= (
+         SELECT id FROM errand_logs WHERE errand_id = CAST(? AS TEXT) ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+    );
+    this.idsByStatus = db.prepare<{ id: string }, [string]>(
+      "SELECT id FROM errands WHERE status = CAST(? AS TEXT) ORDER BY id",
+    );
+    this.idsByType = db.prepare<{ id: string }, [string]>(
+      "SELECT id FROM errands WHERE type = CAST(? AS TEXT) ORDER BY id",
+    );
+    // On errands_finished by name: with no statistics yet the planner may take errands_status
+    // and sort every finished errand for each batch of clear.
+    this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
+      `SELECT id FROM errands INDEXED BY errands_finished
+        WHERE finished < ? AND finished IS NOT NULL AND pipeline IS NULL
+          AND status IN ('completed', 'failed')
+        ORDER BY finished LIMIT ?`,
+    );
+    this.overdue = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM errands WHERE ttl_deadline <= ? ORDER BY ttl_deadline LIMIT ?",
+    );
+    this.silent = db.prepare<{ id: string }, [number, number]>(
+      "SELECT id FROM errands WHERE heartbeat_deadline <= ? ORDER BY heartbeat_deadline LIMIT ?",
+    );
+    // By name: with no statistics yet the planner takes errands_status and sorts every
+    // scheduled errand, each second.
+    this.due = db.prepare<{ id: string }, [number, number]>(
+      `SELECT id FROM errands INDEXED BY errands_due
+        WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?`,
+    );
+  }
+}
