@@ -215,8 +215,14 @@ interface ErrorAnswer {
 
 /** Maps anything thrown while handling a request to a status and the error envelope. */
 function toErrorAnswer(code: string | number, error: unknown): ErrorAnswer {
-  // A domain error thrown while parsing reaches here wrapped in Elysia's ParseError.
-  const domain = error instanceof Error && code === "PARSE" ? error.cause : error;
+  const domain =
+    // A domain error thrown while parsing reaches here wrapped in Elysia's ParseError.
+    error instanceof Error && code === "PARSE"
+      ? error.cause
+      : // A schema's `error` may name the domain error its violation means (v1's answers).
+        code === "VALIDATION"
+        ? ((error as { customError?: unknown }).customError ?? error)
+        : error;
   if (domain instanceof DomainError) {
     return { status: domain.status, body: { message: domain.message, error: domain.detail } };
   }
