@@ -5,6 +5,7 @@
 // between the two. A client that reads too slowly is cut off once its buffer passes a bound.
 
 import { Elysia, t } from "elysia";
+import { errorBody } from "../errands/model.ts";
 import { BadInput, DomainError } from "../errors.ts";
 import type { Store } from "../store/db.ts";
 import { EventReads } from "../store/events.ts";
@@ -74,14 +75,34 @@ export class EventStreams {
       },
       {
         query: t.Object({
-          events: t.Optional(t.String({ description: "Comma-separated event names; * for all" })),
-          lastEventId: t.Optional(t.String({ description: "Resume after this event id" })),
+          events: t.Optional(
+            t.String({
+              description: `Comma-separated event names (${EVENT_NAMES.join(", ")}); none or * for all; another name is 400`,
+            }),
+          ),
+          lastEventId: t.Optional(
+            t.String({ description: "Resume after this event id (a whole number, else 400)" }),
+          ),
           token: t.Optional(t.String({ description: "Bearer token, for EventSource" })),
         }),
+        headers: t.Object({
+          "last-event-id": t.Optional(
+            t.String({ description: "Resume after this event id (a whole number, else 400)" }),
+          ),
+        }),
+        response: {
+          400: errorBody(
+            "An unknown event name in `events`, or an event id that is not a whole number",
+          ),
+          503: errorBody(
+            "ERRANDS_MAX_STREAMS streams are already open (`Too many streams`), or the database cannot answer",
+          ),
+        },
         detail: {
           summary: "Watch errand events (Server-Sent Events)",
           description:
-            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…}`. Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`.',
+            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…}`. Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`. With ERRANDS_TOKEN set it needs a token, as a bearer or, since EventSource cannot set headers, as `?token=`.',
+          // The stream is no JSON body: its 200 is described here, not by a schema.
           responses: {
             200: {
               description: "An endless text/event-stream",
