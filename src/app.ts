@@ -18,6 +18,7 @@ import { healthRoutes } from "./ops/health.ts";
 import { type Logger, silentLogger } from "./ops/log.ts";
 import { Metrics, metricsRoutes } from "./ops/metrics.ts";
 import { openapiDocument } from "./ops/openapi.ts";
+import { RouteMethods } from "./ops/route-methods.ts";
 import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
@@ -148,7 +149,8 @@ export function createApp(deps: AppDeps) {
     })
     .onParse(async ({ request }) => parseJsonBody(request, config.maxBody))
     .onError(({ code, error, set, request }) => {
-      const answer = toErrorAnswer(code, error);
+      const answer =
+        (code === "NOT_FOUND" && wrongMethod(request, set.headers)) || toErrorAnswer(code, error);
       if (answer.status >= 500 && answer.status !== 503) {
         logger.error("request failed", {
           method: request.method,
@@ -184,6 +186,34 @@ export function createApp(deps: AppDeps) {
   app.get("/swagger/json", () => (document ??= openapiDocument(app, { version: VERSION, auth })), {
     detail: { hide: true },
   });
+
+  // Built once, on the first request no route takes, from every route above.
+  let methods: RouteMethods | undefined;
+  /**
+   * A known path asked with a method it does not take: 405 with Allow, or 401 first where the
+   * route it reached needs a token, as on any matched route. Null for an unknown path (404).
+   */
+  const wrongMethod = (request: Request, headers: Record<string, unknown>): ErrorAnswer | null => {
+    const target = requestTarget(request.url);
+    if (target === null) return null;
+    methods ??= new RouteMethods(app.routes);
+    const refused = methods.refusing(request.method, target.path);
+    if (refused === null) return null;
+    if (
+      auth.guards(request.method, refused.route) &&
+      !auth.admits(request, refused.route, target.search)
+    ) {
+      return toErrorAnswer("UNAUTHORIZED", new Unauthorized());
+    }
+    headers.allow = refused.allow;
+    return {
+      status: 405,
+      body: {
+        message: "Method not allowed",
+        error: `${refused.route} takes ${refused.allow}, not ${request.method}`,
+      },
+    };
+  };
 
   /**
    * One pass of the background checks: schedules come due, TTL and heartbeat expiry, event

@@ -772,6 +772,141 @@ describe("OpenAPI document says what the server enforces", () => {
   });
 });
 
+describe("a wrong method on a known path", () => {
+  /** A concrete path for a route template: each parameter replaced by a plausible value. */
+  const concrete = (template: string) =>
+    template
+      .replace(":key/:val", "type/t1")
+      .replace(":duration", "1h")
+      .replace(":name", "swagger-ui.css")
+      .replace(/:[a-z]+/g, "t1");
+
+  /** Status and Allow of a request, without reading an endless event stream. */
+  async function probe(app: TestApp, method: string, path: string, headers = {}) {
+    const res = await app.app.handle(new Request(`http://localhost${path}`, { method, headers }));
+    if (res.headers.get("content-type")?.includes("text/event-stream")) {
+      await res.body?.cancel();
+      return { status: res.status, allow: res.headers.get("allow"), text: "" };
+    }
+    return { status: res.status, allow: res.headers.get("allow"), text: await res.text() };
+  }
+
+  test("is 405 with Allow listing the methods the path takes and the envelope; unknown paths stay 404", async () => {
+    const app = makeApp();
+    const cases = [
+      ["DELETE", "/v1/errands", "GET, HEAD, POST, OPTIONS"],
+      ["PATCH", "/v1/errand/e1", "GET, HEAD, PUT, DELETE, OPTIONS"],
+      ["GET", "/v1/errands/batch", "POST, OPTIONS"],
+      ["HEAD", "/v1/errands/batch", "POST, OPTIONS"],
+      ["GET", "/v1/errand/e1/log", "POST, OPTIONS"],
+      ["GET", "/v1/errands/process/t", "POST, OPTIONS"],
+      ["GET", "/v1/errands/process?type=t", "POST, OPTIONS"],
+      ["POST", "/v1/types", "GET, HEAD, OPTIONS"],
+      ["PUT", "/v1/pipelines/", "GET, HEAD, OPTIONS"],
+      ["DELETE", "/v1/errands/clear/1h", "POST, OPTIONS"],
+      ["POST", "/v1/errands/notifications", "GET, HEAD, OPTIONS"],
+    ] as const;
+    for (const [method, path, allow] of cases) {
+      const answer = await app.call(
+        method,
+        path,
+        method === "GET" || method === "HEAD" ? undefined : {},
+      );
+      expect({ method, path, status: answer.status, allow: answer.headers.get("allow") }).toEqual({
+        method,
+        path,
+        status: 405,
+        allow,
+      });
+      if (method !== "HEAD") {
+        expect(answer.body).toEqual({
+          message: "Method not allowed",
+          error: expect.stringContaining(`takes ${allow}, not ${method}`),
+        });
+      }
+    }
+    // Nothing was created, claimed or deleted along the way.
+    expect((await app.call("GET", "/v1/errands")).body.results).toEqual([]);
+    // A path no route takes, with any method, stays a 404.
+    for (const [method, path] of [
+      ["GET", "/v1/nothing"],
+      ["PATCH", "/v1/errand/a/b/c"],
+      ["POST", "/v1/errands/process//"],
+      ["GET", "/v1/errands/list/status"],
+      ["DELETE", "/"],
+    ] as const) {
+      const answer = await app.call(method, path);
+      expect({ method, path, status: answer.status, allow: answer.headers.get("allow") }).toEqual({
+        method,
+        path,
+        status: 404,
+        allow: null,
+      });
+      expect(answer.body).toEqual({ message: "Not found", error: "no such route" });
+    }
+  });
+
+  test("every method Allow lists is served on every route, and every other one is 405", async () => {
+    const app = makeApp();
+    const wrong: string[] = [];
+    for (const route of app.app.routes) {
+      const path = concrete(route.path);
+      // No route takes PATCH: its 405 tells what the path takes.
+      const first = await probe(app, "PATCH", path);
+      const allow = (first.allow ?? "").split(", ");
+      if (first.status !== 405 || !allow.includes(route.method)) {
+        wrong.push(`${route.method} ${route.path}: ${first.status} Allow ${first.allow}`);
+        continue;
+      }
+      for (const method of ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]) {
+        // app.handle answers HEAD by reading the whole body, which an event stream never ends
+        // (over a socket Bun answers it at once).
+        if (method === "HEAD" && path === "/v1/errands/notifications") continue;
+        const answer = await probe(app, method, path);
+        const refused = answer.status === 405 || answer.text.includes("no such route");
+        if (refused === allow.includes(method)) {
+          wrong.push(`${method} ${path}: ${answer.status}, Allow ${first.allow}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test("with a token set, a request without it gets 401 before any 405 or 404", async () => {
+    const app = makeApp({ env: { ERRANDS_TOKEN: "t" } });
+    const bearer = { authorization: "Bearer t" };
+    for (const [method, path] of [
+      ["PATCH", "/v1/errand/e1"],
+      ["GET", "/v1/errands/batch"],
+      ["DELETE", "/v1/types"],
+      ["PUT", "/metrics"],
+      ["POST", "/swagger/json"],
+      ["POST", "/v1/errands/notifications"],
+    ] as const) {
+      const without = await probe(app, method, path);
+      expect({ method, path, status: without.status, allow: without.allow }).toEqual({
+        method,
+        path,
+        status: 401,
+        allow: null,
+      });
+      const wrongToken = await probe(app, method, path, { authorization: "Bearer nope" });
+      expect(wrongToken.status).toBe(401);
+      const withToken = await probe(app, method, path, bearer);
+      expect({ method, path, status: withToken.status }).toEqual({ method, path, status: 405 });
+      expect(withToken.allow).toContain("OPTIONS");
+    }
+    expect((await probe(app, "GET", "/v1/nothing")).status).toBe(401);
+    expect((await probe(app, "GET", "/v1/nothing", bearer)).status).toBe(404);
+    // The health check is open, so its methods are no secret.
+    const health = await probe(app, "PUT", "/health");
+    expect({ status: health.status, allow: health.allow }).toEqual({
+      status: 405,
+      allow: "GET, HEAD, OPTIONS",
+    });
+  });
+});
+
 describe("Swagger UI page", () => {
   test("links only its own assets, each served, and no other host", async () => {
     const app = makeApp();

@@ -132,7 +132,7 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
       title: "Errands",
       version: options.version,
       description:
-        "A language-agnostic job queue spoken over HTTP. Times are milliseconds since the Unix epoch. Every path also answers with a trailing slash.",
+        "A language-agnostic job queue spoken over HTTP. Times are milliseconds since the Unix epoch. Every path also answers with a trailing slash. A path asked with a method it does not take answers 405 with an `Allow` header; an unknown path, 404.",
       license: { name: "MIT", identifier: "MIT" },
     },
     tags: TAGS.filter((tag) => used.has(tag.name)),
