@@ -18,6 +18,7 @@ import { HealthCheck, healthRoutes } from "./ops/health.ts";
 import { type Logger, silentLogger } from "./ops/log.ts";
 import { Metrics, metricsRoutes } from "./ops/metrics.ts";
 import { openapiDocument } from "./ops/openapi.ts";
+import { RouteMethods } from "./ops/route-methods.ts";
 import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
@@ -139,7 +140,8 @@ export function createApp(deps: AppDeps) {
     })
     .onParse(async ({ request }) => parseJsonBody(request, config.maxBody))
     .onError(({ code, error, set, request }) => {
-      const answer = toErrorAnswer(code, error);
+      const answer =
+        (code === "NOT_FOUND" && wrongMethod(request, set.headers)) || toErrorAnswer(code, error);
       if (answer.status >= 500 && answer.status !== 503) {
         logger.error("request failed", {
           method: request.method,
@@ -176,6 +178,34 @@ export function createApp(deps: AppDeps) {
     detail: { hide: true },
   });
 
+  // Built once, on the first request no route takes, from every route above.
+  let methods: RouteMethods | undefined;
+  /**
+   * A known path asked with a method it does not take: 405 with Allow, or 401 first where the
+   * route it reached needs a token, as on any matched route. Null for an unknown path (404).
+   */
+  const wrongMethod = (request: Request, headers: Record<string, unknown>): ErrorAnswer | null => {
+    const target = requestTarget(request.url);
+    if (target === null) return null;
+    methods ??= new RouteMethods(app.routes);
+    const refused = methods.refusing(request.method, target.path);
+    if (refused === null) return null;
+    if (
+      auth.guards(request.method, refused.route) &&
+      !auth.admits(request, refused.route, target.search)
+    ) {
+      return toErrorAnswer("UNAUTHORIZED", new Unauthorized());
+    }
+    headers.allow = refused.allow;
+    return {
+      status: 405,
+      body: {
+        message: "Method not allowed",
+        error: `${refused.route} takes ${refused.allow}, not ${request.method}`,
+      },
+    };
+  };
+
   /**
    * One pass of the background checks: schedules come due, TTL and heartbeat expiry, event
    * and idempotency-key retention. Each is an indexed query.
@@ -206,8 +236,14 @@ interface ErrorAnswer {
 
 /** Maps anything thrown while handling a request to a status and the error envelope. */
 function toErrorAnswer(code: string | number, error: unknown): ErrorAnswer {
-  // A domain error thrown while parsing reaches here wrapped in Elysia's ParseError.
-  const domain = error instanceof Error && code === "PARSE" ? error.cause : error;
+  const domain =
+    // A domain error thrown while parsing reaches here wrapped in Elysia's ParseError.
+    error instanceof Error && code === "PARSE"
+      ? error.cause
+      : // A schema's `error` may name the domain error its violation means (v1's answers).
+        code === "VALIDATION"
+        ? ((error as { customError?: unknown }).customError ?? error)
+        : error;
   if (domain instanceof DomainError) {
     return { status: domain.status, body: { message: domain.message, error: domain.detail } };
   }

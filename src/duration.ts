@@ -13,6 +13,9 @@ const UNIT_MS: Record<string, number> = {
 
 const PART = /^(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/;
 
+/** The syntax parseGoDuration reads, as a JSON Schema pattern (a sum too large aside). */
+export const GO_DURATION_PATTERN = "^[-+]?(0|((\\d+(\\.\\d*)?|\\.\\d+)(ns|us|µs|μs|ms|s|m|h))+)$";
+
 /** Milliseconds in a Go duration string, or null when it is not one. */
 export function parseGoDuration(text: string): number | null {
   let rest = text;

@@ -133,6 +133,33 @@ describe("tokens hold whatever the Host, path or method", () => {
     expect(wrong).toEqual([]);
   });
 
+  test("a method the route does not take: 401 without the token, 405 with Allow with it", async () => {
+    const wrong: string[] = [];
+    for (const { path } of routes) {
+      for (const host of ["a", "ab", "localhost:1"]) {
+        const without = await rawRequest(port, { method: "PATCH", target: path, host });
+        // The health check is open: its methods are no secret.
+        const expected = path === "/health" ? 405 : 401;
+        if (without.status !== expected) wrong.push(`PATCH ${path} → ${without.status}`);
+        if (/^allow:/im.test(without.text) !== (expected === 405)) {
+          wrong.push(
+            `PATCH ${path} without the token: Allow ${expected === 405 ? "missing" : "sent"}`,
+          );
+        }
+        const withToken = await rawRequest(port, {
+          method: "PATCH",
+          target: path,
+          host,
+          headers: [`Authorization: Bearer ${TOKEN}`],
+        });
+        if (withToken.status !== 405 || !/^allow: .*OPTIONS/im.test(withToken.text)) {
+          wrong.push(`PATCH ${path} with the token → ${withToken.status}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   test("the one-letter Host of the report no longer creates, lists or deletes", async () => {
     const create = await rawRequest(port, {
       method: "POST",

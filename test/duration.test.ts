@@ -1,7 +1,7 @@
 // Go's time.ParseDuration syntax, read into milliseconds (the clear route's argument).
 
 import { describe, expect, test } from "bun:test";
-import { parseGoDuration } from "../src/duration.ts";
+import { GO_DURATION_PATTERN, parseGoDuration } from "../src/duration.ts";
 
 describe("Go durations", () => {
   test.each([
@@ -54,5 +54,19 @@ describe("Go durations", () => {
     "1h-30m",
   ])("%p is not a duration", (text) => {
     expect(parseGoDuration(text)).toBeNull();
+  });
+
+  test("the pattern the API documents accepts exactly the strings read as durations", () => {
+    const pattern = new RegExp(GO_DURATION_PATTERN);
+    const alphabet = ["0", "1", ".", "-", "+", "h", "m", "s", "u", "n", "µ", " ", "x"];
+    const disagree: string[] = [];
+    let texts = [""];
+    for (let length = 1; length <= 4; length++) {
+      texts = texts.flatMap((text) => alphabet.map((c) => text + c));
+      for (const text of texts) {
+        if (pattern.test(text) !== (parseGoDuration(text) !== null)) disagree.push(text);
+      }
+    }
+    expect(disagree).toEqual([]);
   });
 });

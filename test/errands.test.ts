@@ -120,13 +120,16 @@ describe("conventions", () => {
       ["GET", "/v1/nothing"],
       ["GET", "/"],
       ["POST", "/v2/errands"],
-      ["DELETE", "/v1/errands"],
       ["GET", "/v1/errand/x/y/z"],
     ] as const) {
       const answer = await app.call(method, path);
       expectError(answer, 404);
       expect(answer.headers.get("content-type")).toContain("application/json");
     }
+    // A known path with a method it does not take is a 405, not a 404.
+    const wrongMethod = await app.call("DELETE", "/v1/errands");
+    expectError(wrongMethod, 405);
+    expect(wrongMethod.headers.get("allow")).toBe("GET, HEAD, POST, OPTIONS");
     app.close();
   });
 

@@ -2,6 +2,8 @@
 
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
+import { GO_DURATION_PATTERN } from "../duration.ts";
+import { BadInput } from "../errors.ts";
 import type { Status as StoredStatus } from "../store/records.ts";
 
 // Elysia's t.Integer also accepts numeric strings; a queue's bodies take JSON integers only.
@@ -65,14 +67,16 @@ export const ErrandOptions = t.Object(
       Integer({
         minimum: 0,
         maximum: 8_640_000_000_000_000,
-        description: "Run no earlier than this time (ms since the epoch): the errand is scheduled",
+        description:
+          "Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400)",
       }),
     ),
     delay: t.Optional(
       Integer({
         minimum: 0,
         maximum: 31_536_000_000,
-        description: "Run no earlier than this many ms after creation: the errand is scheduled",
+        description:
+          "Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400)",
       }),
     ),
     backoff: t.Optional(
@@ -90,7 +94,11 @@ export const ErrandOptions = t.Object(
       ),
     ),
   },
-  { examples: [{ ttl: 60, retries: 2, priority: 500 }] },
+  {
+    // Exclusive fields are beyond what the schema says; the service refuses both with a 400.
+    description: "All optional. `runAt` and `delay` exclude each other: send one or neither.",
+    examples: [{ ttl: 60, retries: 2, priority: 500 }],
+  },
 );
 export type ErrandOptions = Static<typeof ErrandOptions>;
 
@@ -207,7 +215,14 @@ export type ListKey = Static<typeof ListKey>;
 
 export const BulkUpdateBody = t.Object(
   { status: t.Optional(Status), delete: t.Optional(t.Boolean()) },
-  { ...lenient, examples: [{ status: "inactive" }, { delete: true }] },
+  {
+    ...lenient,
+    // "One or the other" is checked by the route: a schema union of lenient objects would
+    // accept both at once.
+    description:
+      'Exactly one of `{"status":S}` (any status but `scheduled`) and `{"delete":true}`; anything else is 400.',
+    examples: [{ status: "inactive" }, { delete: true }],
+  },
 );
 
 export const Paging = t.Object({
@@ -226,6 +241,45 @@ export const ErrorBody = t.Object(
   { message: t.String(), error: t.Optional(t.String()) },
   { examples: [{ message: "Errand not found", error: "no errand has id 42" }] },
 );
+
+/** The error envelope as one route's answer for one status: the description says when. */
+export const errorBody = (description: string) => t.Object(ErrorBody.properties, { description });
+
+/** Idempotency-Key on creates (errand, batch, pipeline). */
+export const IdempotencyHeader = t.Object({
+  "idempotency-key": t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 255,
+      description:
+        "Repeating a create with the same key within 24 h answers the first result; the same key with another body is 409",
+      error: "1 to 255 characters",
+    }),
+  ),
+});
+
+/** The 409 of a create that repeats an Idempotency-Key with another body. */
+export const KeyReused = errorBody(
+  "The Idempotency-Key was already used in the last 24 h with another route or body",
+);
+
+/** clear/:duration: a Go duration, refused with the answer v1 clients know. */
+export const ClearParams = t.Object({
+  duration: t.String({
+    pattern: GO_DURATION_PATTERN,
+    description: "Go duration syntax: `90s`, `1h30m`, `300ms`, `2h45m10s`; not negative",
+    // `found` is all the params, in production builds too.
+    error: ({ found }: { found?: unknown }) =>
+      invalidDuration((found as { duration?: unknown } | undefined)?.duration),
+  }),
+});
+
+export function invalidDuration(text: unknown): BadInput {
+  return new BadInput(
+    "Invalid duration",
+    `${JSON.stringify(text)} is not a duration such as 90s, 1h30m or 300ms`,
+  );
+}
 
 /** The v1 success envelope. */
 export const ok = <T extends Parameters<typeof t.Object>[0][string]>(results: T) =>

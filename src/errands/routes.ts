@@ -7,12 +7,17 @@ import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
 import {
   BulkUpdateBody,
+  ClearParams,
   CompleteBody,
   Errand,
   ErrandSpec,
   ErrorBody,
+  errorBody,
   FailBody,
   HeartbeatBody,
+  IdempotencyHeader,
+  invalidDuration,
+  KeyReused,
   ListKey,
   LogBody,
   OkCount,
@@ -26,15 +31,7 @@ import {
 import type { BulkChange, ErrandService, Filter } from "./service.ts";
 
 const Id = t.Object({ id: t.String() });
-const IdempotencyHeader = t.Object({
-  "idempotency-key": t.Optional(
-    t.String({
-      minLength: 1,
-      maxLength: 255,
-      description: "Repeating a create with the same key within 24 h answers the first result",
-    }),
-  ),
-});
+const typeMissing = () => new BadInput("Invalid request", "the errand type to claim is missing");
 const Wait = t.Numeric({
   exclusiveMinimum: 0,
   maximum: 60,
@@ -42,6 +39,15 @@ const Wait = t.Numeric({
   error: "wait must be a number of seconds, more than 0 and at most 60",
 });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody } as const;
+const createRefused = errorBody(
+  "The body breaks its schema (the field is named), `options.runAt` and `options.delay` both given, or the Idempotency-Key is empty or longer than 255 characters",
+);
+const claimAnswers = {
+  400: errorBody("The type is missing, or `wait` is not a number of seconds in (0, 60]"),
+  404: errorBody(
+    "No jobs: no errand of the type can be claimed (none waits, paused, or at its concurrency)",
+  ),
+} as const;
 
 export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
@@ -59,12 +65,8 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
    */
   // The request's abort signal is taken only when there is an errand or a wait: Bun makes one
   // per request asked, which costs a few microseconds.
-  const claim = async (
-    type: string | undefined,
-    wait: number | undefined,
-    signal: () => AbortSignal,
-  ) => {
-    if (!type) throw new BadInput("Invalid request", "the errand type to claim is missing");
+  // The type is never empty: the router needs a segment, the query's schema a character.
+  const claim = async (type: string, wait: number | undefined, signal: () => AbortSignal) => {
     const errand = await waiters.claim(type, wait === undefined ? undefined : wait * 1000, signal);
     if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
     return { status: "OK" as const, results: errand };
@@ -80,7 +82,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       {
         body: ErrandSpec,
         headers: IdempotencyHeader,
-        response: { 200: ok(Errand), ...errors },
+        response: { 200: ok(Errand), 400: createRefused, 409: KeyReused },
         detail: {
           summary: "Create an errand",
           description:
@@ -113,7 +115,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       {
         params: t.Object({ type: t.String() }),
         query: t.Object({ wait: t.Optional(Wait) }),
-        response: { 200: ok(Errand), ...errors },
+        response: { 200: ok(Errand), ...claimAnswers },
         detail: {
           summary: "Claim the next errand of a type",
           description:
@@ -125,8 +127,16 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errands/process",
       ({ query, request }) => claim(query.type, query.wait, () => request.signal),
       {
-        query: t.Object({ type: t.Optional(t.String()), wait: t.Optional(Wait) }),
-        response: { 200: ok(Errand), ...errors },
+        query: t.Object({
+          type: t.String({
+            minLength: 1,
+            description: "The errand type to claim",
+            // v1 clients know this answer; Elysia's own would name the schema instead.
+            error: typeMissing,
+          }),
+          wait: t.Optional(Wait),
+        }),
+        response: { 200: ok(Errand), ...claimAnswers },
         detail: { summary: "Claim the next errand of a type (older clients' form)" },
       },
     )
@@ -142,10 +152,11 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           { errands: t.Array(ErrandSpec, { minItems: 1, maxItems: 1000 }) },
           { additionalProperties: true },
         ),
-        response: { 200: ok(t.Array(Errand)), 400: ErrorBody },
+        response: { 200: ok(t.Array(Errand)), 400: createRefused, 409: KeyReused },
         detail: {
           summary: "Create up to 1000 errands at once",
-          description: "All or none, in one transaction. Emits `created` for each.",
+          description:
+            "All or none, in one transaction. Emits `created` for each. One invalid errand (its index is named) refuses the batch with 400 and creates none; `runAt` and `delay` exclude each other in each. With an `Idempotency-Key` header used in the last 24 h, answers the first result again (409 when the key came with another body).",
         },
       },
     )
@@ -159,11 +170,16 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       {
         params: t.Object({ key: ListKey, val: t.String() }),
         body: BulkUpdateBody,
-        response: { 200: OkCount, 400: ErrorBody },
+        response: {
+          200: OkCount,
+          400: errorBody(
+            'The key is not status or type, or the body is not exactly one of {"status":S} and {"delete":true}, or S is not a status or is `scheduled`',
+          ),
+        },
         detail: {
           summary: "Set the status of, or delete, every matching errand",
           description:
-            'Body `{"status":S}` or `{"delete":true}`; one transaction. Errands of a pipeline are not deleted here: they go with their pipeline.',
+            'Body `{"status":S}` or `{"delete":true}`, exactly one of the two (both, neither, or `scheduled`: 400); one transaction. Errands of a pipeline are not deleted here: they go with their pipeline.',
         },
       },
     )
@@ -171,17 +187,16 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errands/clear/:duration",
       async ({ params }) => {
         const age = parseGoDuration(params.duration);
-        if (age === null) {
-          throw new BadInput(
-            "Invalid duration",
-            `${JSON.stringify(params.duration)} is not a duration such as 90s, 1h30m or 300ms`,
-          );
-        }
+        // The pattern passed: only a sum too large to be a number is left to refuse.
+        if (age === null) throw invalidDuration(params.duration);
         return streamList(await errands.clear(age));
       },
       {
-        params: t.Object({ duration: t.String() }),
-        response: { 200: ok(t.Array(Errand)), 400: ErrorBody },
+        params: ClearParams,
+        response: {
+          200: ok(t.Array(Errand)),
+          400: errorBody("Invalid duration: not Go duration syntax, too large, or negative"),
+        },
         detail: {
           summary: "Delete errands finished more than a duration ago",
           description:
@@ -247,7 +262,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     .put(
       "/v1/errand/:id/completed",
       async ({ params, body, query, request }) => {
-        if (query.next !== true) {
+        if (query.next !== "true") {
           return {
             status: "OK" as const,
             results: await errands.complete(params.id, body.results, body.attempt),
@@ -267,7 +282,9 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         params: Id,
         query: t.Object({
           next: t.Optional(
-            t.BooleanString({ description: "Also claim the next errand of the same type" }),
+            t.Union([t.Literal("true"), t.Literal("false")], {
+              description: "`true`: also claim the next errand of the same type",
+            }),
           ),
         }),
         body: CompleteBody,

@@ -2,9 +2,11 @@
 //
 // A stream first replays the stored events after the client's Last-Event-ID, then sends live
 // ones; it subscribes before it reads the log, holds the live events that arrive while it
-// reads, and skips ids it already sent, so nothing falls between the two. A client that reads too slowly is cut off once its buffer passes a bound.
+// reads, and skips ids it already sent, so nothing falls between the two. A client that reads
+// too slowly is cut off once its buffer passes a bound.
 
 import { Elysia, t } from "elysia";
+import { errorBody } from "../errands/model.ts";
 import { BadInput, DomainError } from "../errors.ts";
 import type { Reads } from "../store/driver.ts";
 import { type ErrandEvent, EVENT_NAMES, type EventBus, type EventName } from "./bus.ts";
@@ -72,14 +74,34 @@ export class EventStreams {
       },
       {
         query: t.Object({
-          events: t.Optional(t.String({ description: "Comma-separated event names; * for all" })),
-          lastEventId: t.Optional(t.String({ description: "Resume after this event id" })),
+          events: t.Optional(
+            t.String({
+              description: `Comma-separated event names (${EVENT_NAMES.join(", ")}); none or * for all; another name is 400`,
+            }),
+          ),
+          lastEventId: t.Optional(
+            t.String({ description: "Resume after this event id (a whole number, else 400)" }),
+          ),
           token: t.Optional(t.String({ description: "Bearer token, for EventSource" })),
         }),
+        headers: t.Object({
+          "last-event-id": t.Optional(
+            t.String({ description: "Resume after this event id (a whole number, else 400)" }),
+          ),
+        }),
+        response: {
+          400: errorBody(
+            "An unknown event name in `events`, or an event id that is not a whole number",
+          ),
+          503: errorBody(
+            "ERRANDS_MAX_STREAMS streams are already open (`Too many streams`), or the database cannot answer",
+          ),
+        },
         detail: {
           summary: "Watch errand events (Server-Sent Events)",
           description:
-            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…,"log":…}`: `errand` is the errand after the change without its `logs`; `log`, present when the change appended a log entry, is that entry (`severity`, `message`, `timestamp`). Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`; when that id is beyond the newest event (a database restored from a backup), with a frame `id: <newest id>`, `event: reset`, `data: {"event":"reset","after":<that id>,"newest":<newest id>}`, then goes on with the events after the newest.',
+            'Frames: `id: <n>`, `event: message`, `data: {"event":…,"errand":…,"log":…}`: `errand` is the errand after the change without its `logs`; `log`, present when the change appended a log entry, is that entry (`severity`, `message`, `timestamp`). Reconnect with `Last-Event-ID` (or `?lastEventId=`) to receive the missed events first. When events after that id were already pruned, the stream starts with a frame `event: missed`; when that id is beyond the newest event (a database restored from a backup), with a frame `id: <newest id>`, `event: reset`, `data: {"event":"reset","after":<that id>,"newest":<newest id>}`, then goes on with the events after the newest. With ERRANDS_TOKEN set it needs a token, as a bearer or, since EventSource cannot set headers, as `?token=`.',
+          // The stream is no JSON body: its 200 is described here, not by a schema.
           responses: {
             200: {
               description: "An endless text/event-stream",

@@ -44,11 +44,7 @@ export class Auth {
    *  browser cannot set one, in ?token=. */
   admits(request: Request, route: string, search: string): boolean {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
-    const at = withoutTrailingSlash(route);
-    const inQuery =
-      TOKEN_IN_QUERY.has(at) || at.startsWith(TOKEN_IN_QUERY_PREFIX)
-        ? new URLSearchParams(search).get("token")
-        : null;
+    const inQuery = this.takesQueryToken(route) ? new URLSearchParams(search).get("token") : null;
     const token = bearer ?? inQuery;
     if (!token) return false;
     const candidate = digest(token);
@@ -56,6 +52,12 @@ export class Auth {
     // Every token is compared, so the time taken does not tell which one matched.
     for (const known of this.digests) match = timingSafeEqual(candidate, known) || match;
     return match;
+  }
+
+  /** Whether the route also reads the token from ?token=, where a browser sets no header. */
+  takesQueryToken(route: string): boolean {
+    const at = withoutTrailingSlash(route);
+    return TOKEN_IN_QUERY.has(at) || at.startsWith(TOKEN_IN_QUERY_PREFIX);
   }
 }
 

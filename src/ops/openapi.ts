@@ -1,6 +1,7 @@
 // The OpenAPI document at /swagger/json: @elysiajs/openapi's generator over every route, plus
 // what it cannot see: our JSON body parser (it lists no media type for a custom parser), the
-// answers every route can give (401, 413, 503), examples, and the bearer scheme.
+// answers every route can give (401, 413, 503), examples, the bearer scheme, and schemas read
+// as a client sees them (a union of string literals is an enum, a query number a number).
 
 import { toOpenAPISchema } from "@elysiajs/openapi";
 import type { AnyElysia } from "elysia";
@@ -61,6 +62,7 @@ const ERROR_EXAMPLES: Record<string, Json> = {
     message: "Errand must be in active state",
     error: "errand 0193b3c2-… is completed: only an active errand can update its progress",
   },
+  "503": { message: "Storage unavailable", error: "the database is closed" },
 };
 
 function isErrorBody(schema: unknown): boolean {
@@ -69,11 +71,17 @@ function isErrorBody(schema: unknown): boolean {
 }
 
 export function openapiDocument(app: AnyElysia, options: { version: string; auth: Auth }): Json {
-  const generated = toOpenAPISchema(app, undefined, undefined, undefined, OPENAPI_VERSION);
+  // A copy: the generator hands out the routes' own schema objects, which validation uses.
+  const generated = plain(
+    toOpenAPISchema(app, undefined, undefined, undefined, OPENAPI_VERSION),
+  ) as ReturnType<typeof toOpenAPISchema>;
   const paths = generated.paths as Record<string, Record<string, Operation>>;
 
   for (const route of app.routes) {
-    const hooks = route.hooks as { body?: unknown; detail?: { hide?: boolean } };
+    const hooks = route.hooks as {
+      body?: unknown;
+      detail?: { hide?: boolean; responses?: Record<string, Json> };
+    };
     if (hooks.detail?.hide) continue;
     const method = route.method.toLowerCase();
     const operation = paths[route.path.replace(/:([^/]+)/g, "{$1}")]?.[method];
@@ -87,7 +95,12 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
         content: { "application/json": withExample({ schema }) },
       };
     }
+    describeParameters(operation, route.hooks as Record<string, unknown>);
     operation.responses ??= {};
+    // The generator drops the route's own described answers once it has response schemas.
+    for (const [status, answer] of Object.entries(hooks.detail?.responses ?? {})) {
+      operation.responses[status] ??= answer;
+    }
     for (const [status, answer] of Object.entries(operation.responses)) {
       const media = (answer.content as Record<string, Json> | undefined)?.["application/json"];
       if (!media) continue;
@@ -98,12 +111,19 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
     const refer = (name: string) => ({ $ref: `#/components/responses/${name}` });
     if (options.auth.guards(route.method, route.path)) {
       operation.responses["401"] ??= refer("Unauthorized");
-    } else {
+      if (options.auth.takesQueryToken(route.path)) {
+        operation.security = [{ bearerAuth: [] }, { tokenQuery: [] }];
+      }
+    } else if (options.auth.enabled) {
+      // Exempt from the document's requirement; with no tokens there is none to be exempt from.
       operation.security = [];
     }
     if (operation.requestBody) operation.responses["413"] ??= refer("BodyTooLarge");
     operation.responses["503"] ??= refer("StorageUnavailable");
   }
+
+  readAsClientsSee(paths);
+  readAsClientsSee(generated.components.schemas);
 
   const used = new Set(
     Object.values(paths).flatMap((ops) => Object.values(ops).flatMap((op) => op.tags ?? [])),
@@ -114,7 +134,7 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
       title: "Errands",
       version: options.version,
       description:
-        "A language-agnostic job queue spoken over HTTP. Times are milliseconds since the Unix epoch. Every path also answers with a trailing slash.",
+        "A language-agnostic job queue spoken over HTTP. Times are milliseconds since the Unix epoch. Every path also answers with a trailing slash. A path asked with a method it does not take answers 405 with an `Allow` header; an unknown path, 404.",
       license: { name: "MIT", identifier: "MIT" },
     },
     tags: TAGS.filter((tag) => used.has(tag.name)),
@@ -128,10 +148,72 @@ export function openapiDocument(app: AnyElysia, options: { version: string; auth
           scheme: "bearer",
           description: "One of the tokens in ERRANDS_TOKEN; needed only when it is set.",
         },
+        tokenQuery: {
+          type: "apiKey",
+          in: "query",
+          name: "token",
+          description:
+            "The same token in the URL, where a browser cannot set a header (EventSource); only the event stream reads it.",
+        },
       },
     },
     security: options.auth.enabled ? [{ bearerAuth: [] }] : [],
   };
+}
+
+const PARAMETER_SCHEMAS = { path: "params", query: "query", header: "headers" } as const;
+
+/** Puts back the descriptions the generator drops when it turns a parameter's union into an enum. */
+function describeParameters(operation: Operation, hooks: Record<string, unknown>): void {
+  const parameters = (operation.parameters ?? []) as Array<{
+    name: string;
+    in: string;
+    schema?: Json;
+  }>;
+  for (const parameter of parameters) {
+    const from = PARAMETER_SCHEMAS[parameter.in as keyof typeof PARAMETER_SCHEMAS];
+    const properties = (hooks[from] as { properties?: Record<string, Json> } | undefined)
+      ?.properties;
+    const description = properties?.[parameter.name]?.description;
+    if (parameter.schema && typeof description === "string")
+      parameter.schema.description ??= description;
+  }
+}
+
+/**
+ * Rewrites, in place, two shapes the generator writes as TypeBox builds them: a union of
+ * string literals becomes `enum`, and Elysia's coercible query number (a numeric string or a
+ * number) becomes the number it is decoded to, so a client reads `limit` as an integer.
+ */
+function readAsClientsSee(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (const item of value) readAsClientsSee(item);
+    return;
+  }
+  const schema = value as Json;
+  const choices = schema.anyOf;
+  if (Array.isArray(choices)) {
+    const literals = choices.every(
+      (c: Json) =>
+        c.type === "string" && typeof c.const === "string" && Object.keys(c).length === 2,
+    );
+    const numeric = choices.find((c: Json) => c.type === "integer" || c.type === "number");
+    const coerced =
+      choices.length === 2 &&
+      numeric !== undefined &&
+      choices.some(
+        (c: Json) => c.type === "string" && (c.format === "integer" || c.format === "numeric"),
+      );
+    if (literals && choices.length > 0) {
+      delete schema.anyOf;
+      Object.assign(schema, { type: "string", enum: choices.map((c: Json) => c.const) });
+    } else if (coerced) {
+      delete schema.anyOf;
+      Object.assign(schema, numeric);
+    }
+  }
+  for (const child of Object.values(schema)) readAsClientsSee(child);
 }
 
 function isOptional(schema: unknown): boolean {

@@ -2,7 +2,9 @@
 
 import { type Static, t } from "elysia";
 import { Errand, ErrandOptions, Integer, JsonObject, TYPE_PATTERN } from "../errands/model.ts";
+import { BadInput } from "../errors.ts";
 import type { PipelineStatus as StoredPipelineStatus } from "../store/records.ts";
+import { VALIDATION_FAILED } from "./graph.ts";
 
 /** Request bodies ignore fields they do not name, as v1 did. */
 const lenient = { additionalProperties: true } as const;
@@ -47,11 +49,35 @@ export const PipelineErrandSpec = t.Object(
 );
 export type PipelineErrandSpec = Static<typeof PipelineErrandSpec>;
 
+/**
+ * A required field of the spec, missing or empty, answers v1's "pipeline validation failed"
+ * with the detail the graph check gives; any other fault of the field keeps Elysia's answer.
+ */
+function v1Refusal(field: "name" | "errands", detail: string) {
+  // `found` is the whole body, in production builds too.
+  return ({ found }: { found?: unknown }) => {
+    const value = (found as Record<string, unknown> | undefined)?.[field];
+    const empty =
+      value === undefined || value === "" || (Array.isArray(value) && value.length === 0);
+    return empty ? new BadInput(VALIDATION_FAILED, detail) : undefined;
+  };
+}
+
 export const PipelineSpec = t.Object(
   {
-    name: t.Optional(t.String({ maxLength: 1000 })),
+    name: t.String({
+      minLength: 1,
+      maxLength: 1000,
+      error: v1Refusal("name", "the pipeline has no name"),
+    }),
     deleteOnCompleted: t.Optional(t.Boolean()),
-    errands: t.Optional(t.Array(PipelineErrandSpec, { maxItems: 10_000 })),
+    errands: t.Array(PipelineErrandSpec, {
+      minItems: 1,
+      maxItems: 10_000,
+      description:
+        "Each needs a `name` (unique in the pipeline) and a `type`; checked with the graph, so their absence is a `pipeline validation failed` 400",
+      error: v1Refusal("errands", "no errands specified in pipeline"),
+    }),
     dependencies: t.Optional(t.Array(Dependency, { maxItems: 100_000 })),
   },
   {

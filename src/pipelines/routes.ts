@@ -1,27 +1,37 @@
 // The v1 pipeline routes: /v1/pipeline/… (create, one pipeline) and /v1/pipelines/ (the list).
 
 import { Elysia, t } from "elysia";
-import { ErrorBody, OkOnly, ok, Paging } from "../errands/model.ts";
-import { BadInput } from "../errors.ts";
+import {
+  ErrorBody,
+  errorBody,
+  IdempotencyHeader,
+  KeyReused,
+  OkOnly,
+  ok,
+  Paging,
+} from "../errands/model.ts";
 import { streamList } from "../paging.ts";
 import { DryRun, Pipeline, PipelineNotFound, PipelineSpec, PipelineStatus } from "./model.ts";
 import type { PipelineService } from "./service.ts";
 
 const Id = t.Object({ id: t.String() });
 
-/** Go's strconv.ParseBool, which v1 used for ?dryRun. */
-const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+/** The values of Go's strconv.ParseBool, which v1 used for ?dryRun. */
+const TRUE = ["1", "t", "T", "TRUE", "true", "True"] as const;
+const FALSE = ["0", "f", "F", "FALSE", "false", "False"] as const;
+const DRY_RUN_VALUES = [...TRUE, ...FALSE];
 
-function parseDryRun(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  if (TRUE.has(value)) return true;
-  if (FALSE.has(value)) return false;
-  throw new BadInput(
-    "Invalid request",
-    `query.dryRun: ${JSON.stringify(value)} is not one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False`,
-  );
-}
+const DryRunQuery = t.Union(
+  DRY_RUN_VALUES.map((value) => t.Literal(value)),
+  {
+    description:
+      "Go ParseBool: `1 t T TRUE true True` validate only; `0 f F FALSE false False` create",
+    // `found` is the whole query, in production builds too.
+    error: ({ found }: { found?: unknown }) =>
+      `${JSON.stringify((found as { dryRun?: unknown } | undefined)?.dryRun)} is not one of ${DRY_RUN_VALUES.join(", ")}`,
+  },
+);
+const isDryRun = (value: string | undefined) => (TRUE as readonly string[]).includes(value ?? "");
 
 /** v1's answer for an unknown pipeline, {"status":"not_found"}, with the usual two fields. */
 function notFound(id: string) {
@@ -42,7 +52,7 @@ export function pipelineRoutes(pipelines: PipelineService) {
     .post(
       "/v1/pipeline",
       async ({ body, query, headers }) => {
-        if (parseDryRun(query.dryRun)) {
+        if (isDryRun(query.dryRun)) {
           pipelines.validate(body);
           return { message: "pipeline validated successfully" as const };
         }
@@ -51,12 +61,19 @@ export function pipelineRoutes(pipelines: PipelineService) {
       },
       {
         body: PipelineSpec,
-        query: t.Object({ dryRun: t.Optional(t.String()) }),
-        response: { 200: t.Union([ok(Pipeline), DryRun]), 400: ErrorBody },
+        headers: IdempotencyHeader,
+        query: t.Object({ dryRun: t.Optional(DryRunQuery) }),
+        response: {
+          200: t.Union([ok(Pipeline), DryRun]),
+          400: errorBody(
+            "`pipeline validation failed`: no name, no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle; `Invalid request`: the body breaks its schema, an errand has both `runAt` and `delay`, `dryRun` is not a ParseBool value, or the Idempotency-Key is empty or longer than 255 characters",
+          ),
+          409: KeyReused,
+        },
         detail: {
           summary: "Create a pipeline",
           description:
-            "Errands with no dependencies are queued (`inactive`, event `created`); the others are `blocked` until every errand they depend on has completed (event `unblocked`). One with a `runAt` or `delay` still ahead is `scheduled` until then instead. 400 `pipeline validation failed` with no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle. With `?dryRun=true` (Go ParseBool values) only validates.",
+            "Errands with no dependencies are queued (`inactive`, event `created`); the others are `blocked` until every errand they depend on has completed (event `unblocked`). One with a `runAt` or `delay` still ahead is `scheduled` until then instead (not both: 400). 400 `pipeline validation failed` with no name, no errands, an errand without name or type, duplicate names, a self-dependency, a dependency on an unknown name, or a cycle. With `?dryRun=true` (Go ParseBool values) only validates. With an `Idempotency-Key` header used in the last 24 h, answers the first result again (409 when the key came with another body).",
         },
       },
     )
