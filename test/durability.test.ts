@@ -2,9 +2,10 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { fsync, realpathSync } from "node:fs";
 import { StorageUnavailable } from "../src/errors.ts";
 import { Store } from "../src/store/db.ts";
-import { appsPerTest, type TestApp, tempDir } from "./harness.ts";
+import { appsPerTest, fileOf, type TestApp, tempDir } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
@@ -43,6 +44,24 @@ describe("group commit", () => {
     expect(count(a)).toBe(20);
   });
 
+  test("with ERRANDS_SYNC=full each commit fsyncs the database's WAL file, and no other", async () => {
+    const files: string[] = [];
+    const a = app({
+      env: { ERRANDS_SYNC: "full" },
+      flush: (fd) => {
+        files.push(fileOf(fd));
+        return new Promise<void>((resolve, reject) =>
+          fsync(fd, (error) => (error ? reject(error) : resolve())),
+        );
+      },
+    });
+    for (let i = 0; i < 3; i++) await a.call("POST", "/v1/errands/", { name: `e${i}`, type: "t" });
+    const e = (await a.call("POST", "/v1/errands/process/t")).body.results;
+    await a.call("PUT", `/v1/errand/${e.id}/completed`, { results: { ok: true } });
+    expect(a.store.commits).toBeGreaterThanOrEqual(5);
+    expect(files).toEqual(Array(a.store.commits).fill(realpathSync(`${a.store.path}-wal`)));
+  });
+
   test("a request that fails rolls back only its own changes in the group", async () => {
     const a = app();
     const e = (await a.call("POST", "/v1/errands/", { name: "e", type: "t" })).body.results;
@@ -79,9 +98,13 @@ describe("group commit", () => {
 
   test("while a commit is syncing, later writes gather in one group, committed when it ends", async () => {
     const held: Array<() => void> = [];
+    const files: string[] = [];
     const store = new Store(`${tempDir()}/held.sqlite`, {
       sync: "full",
-      flush: () => new Promise<void>((resolve) => held.push(resolve)),
+      flush: (fd) => {
+        files.push(fileOf(fd));
+        return new Promise<void>((resolve) => held.push(resolve));
+      },
     });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     const first = store.write(() => "first");
@@ -100,6 +123,7 @@ describe("group commit", () => {
     expect([store.commits, store.committedWrites]).toEqual([2, 4]);
     held[1]?.();
     expect(await Promise.all(later)).toEqual(["a", "b", "c"]);
+    expect(files).toEqual(Array(2).fill(realpathSync(`${store.path}-wal`)));
     await store.close();
   });
 
