@@ -5,13 +5,14 @@ import { describe, expect, test } from "bun:test";
 import { fsync, realpathSync } from "node:fs";
 import { StorageUnavailable } from "../src/errors.ts";
 import { Store } from "../src/store/db.ts";
-import { appsPerTest, fileOf, type TestApp, tempDir } from "./harness.ts";
+import { type Answer, appsPerTest, fileOf, type TestApp, tempDir } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
 
-const count = (a: TestApp) =>
-  (a.store.reader.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
+/** Errands stored, as the reader (committed) or the writer (with its open group) sees them. */
+const count = (a: TestApp, db: Database = a.store.reader) =>
+  (db.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
 
 /** The per-type counts as GET /v1/types answers them, read from the stored table. */
 const counts = async (a: TestApp) =>
@@ -31,17 +32,47 @@ describe("group commit", () => {
     file.close();
   });
 
-  test("writes of requests that arrive together share one commit", async () => {
+  test("writes started in one turn of the event loop share one commit", async () => {
     const a = app();
-    const before = a.store.commits;
-    const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        a.call("POST", "/v1/errands/", { name: `e${i}`, type: "t" }),
-      ),
+    const [commits, writes] = [a.store.commits, a.store.committedWrites];
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => a.errands.create({ name: `e${i}`, type: "t" })),
     );
-    expect(answers.every((x) => x.status === 200)).toBe(true);
-    expect(a.store.commits - before).toBeLessThan(20);
+    expect([a.store.commits - commits, a.store.committedWrites - writes]).toEqual([1, 20]);
     expect(count(a)).toBe(20);
+  });
+
+  test("requests that arrive over several turns while a commit syncs all go in its next commit", async () => {
+    let hold = true;
+    const held: Array<() => void> = [];
+    const a = app({
+      env: { ERRANDS_SYNC: "full" },
+      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    });
+    const first = a.call("POST", "/v1/errands/", { name: "first", type: "t" });
+    await eventually(() => held.length === 1);
+    const [commits, writes] = [a.store.commits, a.store.committedWrites];
+    let answered = 0;
+    const later: Promise<Answer>[] = [];
+    // Four turns of five requests: each turn would be a group of its own without a sync in flight.
+    for (let turn = 0; turn < 4; turn++) {
+      for (let i = 0; i < 5; i++) {
+        const create = a.call("POST", "/v1/errands/", { name: `e${turn}.${i}`, type: "t" });
+        later.push(create.finally(() => answered++));
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The writer sees its own open transaction: every create is in it, none committed.
+    await eventually(() => count(a, a.store.writer) === 21);
+    expect([a.store.commits, answered]).toEqual([commits, 0]);
+    held[0]?.();
+    expect((await first).status).toBe(200);
+    await eventually(() => held.length === 2);
+    expect([a.store.commits - commits, a.store.committedWrites - writes]).toEqual([1, 20]);
+    expect(answered).toBe(0); // committed, but not answered before its fsync
+    hold = false;
+    held[1]?.();
+    expect((await Promise.all(later)).map((x) => x.status)).toEqual(Array(20).fill(200));
   });
 
   test("with ERRANDS_SYNC=full each commit fsyncs the database's WAL file, and no other", async () => {
