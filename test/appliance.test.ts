@@ -14,14 +14,25 @@ function expectEnvelope(answer: Answer, status: number) {
   expect(typeof answer.body.error).toBe("string");
 }
 
-/** Lets Elysia's after-response hooks, which record HTTP metrics, run. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
-
+/** The metrics now. Those of errands are recorded as a change commits, before its answer. */
 async function scrape(app: TestApp, headers: Record<string, string> = {}): Promise<string> {
-  await settle();
   const answer = await app.call("GET", "/metrics", undefined, headers);
   expect(answer.status).toBe(200);
   return answer.body as string;
+}
+
+/**
+ * Scrapes until `holds` is true of the metrics, for those recorded after an answer has gone
+ * (Elysia's after-response hook) or a stream has closed; fails after 5 s with the last text.
+ */
+async function scrapeUntil(app: TestApp, holds: (text: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const text = await scrape(app);
+    if (holds(text)) return text;
+    if (Date.now() > deadline) throw new Error(`the metrics never got there:\n${text}`);
+    await Bun.sleep(2);
+  }
 }
 
 /** The value of one sample line of a Prometheus text, or undefined when absent. */
@@ -327,22 +338,24 @@ describe("/metrics", () => {
     await app.call("GET", "/v1/errand/one");
     await app.call("GET", "/v1/errand/two");
     await app.call("GET", "/no/such/route");
-    const text = await scrape(app);
-    expect(
-      sample(text, 'errands_http_requests_total{method="GET",route="/v1/errand/:id",code="404"}'),
-    ).toBe(2);
-    expect(
-      sample(text, 'errands_http_requests_total{method="GET",route="(unrouted)",code="404"}'),
-    ).toBe(1);
+    const routed = 'errands_http_requests_total{method="GET",route="/v1/errand/:id",code="404"}';
+    const unrouted = 'errands_http_requests_total{method="GET",route="(unrouted)",code="404"}';
+    // Once all three are counted, the split between the two routes must be exact.
+    const text = await scrapeUntil(
+      app,
+      (t) => (sample(t, routed) ?? 0) + (sample(t, unrouted) ?? 0) >= 3,
+    );
+    expect(sample(text, routed)).toBe(2);
+    expect(sample(text, unrouted)).toBe(1);
     expect(text).toContain("errands_http_request_duration_seconds_bucket{");
   });
 
   test("the SSE clients gauge follows the open event streams", async () => {
     const app = makeApp();
     const stream = await app.app.handle(new Request("http://localhost/v1/errands/notifications"));
-    expect(sample(await scrape(app), "errands_sse_clients")).toBe(1);
+    await scrapeUntil(app, (text) => sample(text, "errands_sse_clients") === 1);
     await stream.body?.cancel();
-    expect(sample(await scrape(app), "errands_sse_clients")).toBe(0);
+    await scrapeUntil(app, (text) => sample(text, "errands_sse_clients") === 0);
   });
 
   test("a scrape of a closed database is a 503, not a 500", async () => {
