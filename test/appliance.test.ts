@@ -16,20 +16,25 @@ function expectEnvelope(answer: Answer, status: number) {
   expect(typeof answer.body.error).toBe("string");
 }
 
-/** Lets Elysia's after-response hooks, which record HTTP metrics, run. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
-
-/** A scrape once the HTTP metrics of the requests before it are recorded. */
+/** The metrics now. Those of errands are recorded as a change commits, before its answer. */
 async function scrape(app: TestApp, headers: Record<string, string> = {}): Promise<string> {
-  await settle();
-  return metricsText(app, headers);
-}
-
-/** A scrape as it comes: errand metrics are recorded before a write is answered. */
-async function metricsText(app: TestApp, headers: Record<string, string> = {}): Promise<string> {
   const answer = await app.call("GET", "/metrics", undefined, headers);
   expect(answer.status).toBe(200);
   return answer.body as string;
+}
+
+/**
+ * Scrapes until `holds` is true of the metrics, for those recorded after an answer has gone
+ * (Elysia's after-response hook) or a stream has closed; fails after 5 s with the last text.
+ */
+async function scrapeUntil(app: TestApp, holds: (text: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const text = await scrape(app);
+    if (holds(text)) return text;
+    if (Date.now() > deadline) throw new Error(`the metrics never got there:\n${text}`);
+    await Bun.sleep(2);
+  }
 }
 
 /** The value of one sample line of a Prometheus text, or undefined when absent. */
@@ -378,14 +383,14 @@ describe("/metrics", () => {
       expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
     }
     await app.call("POST", "/v1/errands", { name: "waits", type: "kept" });
-    expect(typeLabels(await metricsText(app))).toEqual(new Set([...gone, "kept"]));
+    expect(typeLabels(await scrape(app))).toEqual(new Set([...gone, "kept"]));
     app.clock.advance(3_600_000);
     expect((await app.call("POST", "/v1/errands/clear/1m")).body.results).toHaveLength(3);
     // Shown a while longer, so that every scraper sees the last values.
     const completed = 'poly_errands_completed_total{errand_type="gone-1",status="completed"}';
-    expect(sample(await metricsText(app), completed)).toBe(1);
+    expect(sample(await scrape(app), completed)).toBe(1);
     app.clock.advance(IDLE_TYPE_MS);
-    const text = await metricsText(app);
+    const text = await scrape(app);
     expect(typeLabels(text)).toEqual(new Set(["kept"]));
     expect(text).not.toContain('errand_type="gone-');
     expect(sample(text, 'errands_queue_depth{errand_type="kept",status="inactive"}')).toBe(1);
@@ -398,7 +403,7 @@ describe("/metrics", () => {
       const id = await claimed(app, "mail", { deleteOnCompleted: true });
       expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
       expect((await app.call("GET", `/v1/errand/${id}`)).status).toBe(404);
-      expect(sample(await metricsText(app), completed)).toBe(expected);
+      expect(sample(await scrape(app), completed)).toBe(expected);
       app.clock.advance(IDLE_TYPE_MS - 1);
     }
   });
@@ -410,7 +415,7 @@ describe("/metrics", () => {
       expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
       await app.call("POST", "/v1/errands", { name: "waits", type: `kind-${i}` });
     }
-    let text = await metricsText(app);
+    let text = await scrape(app);
     expectValidExposition(text);
     expect(typeLabels(text)).toEqual(new Set(["kind-0", "kind-1", "kind-2", "_other"]));
     const completed = (type: string) =>
@@ -425,7 +430,7 @@ describe("/metrics", () => {
     const deleted = await app.call("POST", "/v1/errands/update/type/kind-0", { delete: true });
     expect(deleted.body.count).toBe(2);
     app.clock.advance(IDLE_TYPE_MS);
-    text = await metricsText(app);
+    text = await scrape(app);
     expect(typeLabels(text)).toEqual(new Set(["kind-1", "kind-2", "kind-3", "_other"]));
     expect(inactive("kind-3")).toBe(1);
     expect(inactive("_other")).toBe(4);
@@ -448,7 +453,7 @@ describe("/metrics", () => {
     expect(claim.body.results.type).toBe(odd);
     const id = claim.body.results.id;
     expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
-    const text = await metricsText(app);
+    const text = await scrape(app);
     expectValidExposition(text);
     const label = String.raw`nul\\x00 cr\\x0d nl\\x0a tab\\x09 quote\" back\\`;
     expect(typeLabels(text)).toEqual(new Set([label]));
@@ -464,22 +469,24 @@ describe("/metrics", () => {
     await app.call("GET", "/v1/errand/one");
     await app.call("GET", "/v1/errand/two");
     await app.call("GET", "/no/such/route");
-    const text = await scrape(app);
-    expect(
-      sample(text, 'errands_http_requests_total{method="GET",route="/v1/errand/:id",code="404"}'),
-    ).toBe(2);
-    expect(
-      sample(text, 'errands_http_requests_total{method="GET",route="(unrouted)",code="404"}'),
-    ).toBe(1);
+    const routed = 'errands_http_requests_total{method="GET",route="/v1/errand/:id",code="404"}';
+    const unrouted = 'errands_http_requests_total{method="GET",route="(unrouted)",code="404"}';
+    // Once all three are counted, the split between the two routes must be exact.
+    const text = await scrapeUntil(
+      app,
+      (t) => (sample(t, routed) ?? 0) + (sample(t, unrouted) ?? 0) >= 3,
+    );
+    expect(sample(text, routed)).toBe(2);
+    expect(sample(text, unrouted)).toBe(1);
     expect(text).toContain("errands_http_request_duration_seconds_bucket{");
   });
 
   test("the SSE clients gauge follows the open event streams", async () => {
     const app = makeApp();
     const stream = await app.app.handle(new Request("http://localhost/v1/errands/notifications"));
-    expect(sample(await scrape(app), "errands_sse_clients")).toBe(1);
+    await scrapeUntil(app, (text) => sample(text, "errands_sse_clients") === 1);
     await stream.body?.cancel();
-    expect(sample(await scrape(app), "errands_sse_clients")).toBe(0);
+    await scrapeUntil(app, (text) => sample(text, "errands_sse_clients") === 0);
   });
 
   test("a scrape of a closed database is a 503, not a 500", async () => {

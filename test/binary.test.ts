@@ -297,6 +297,76 @@ describe.skipIf(chromium === null)("Swagger UI in Debian's headless chromium", (
   }, 60_000);
 });
 
+describe("concurrent claims over the socket", () => {
+  test("64 workers on their own connections, while producers create: each errand handed out once, none lost", async () => {
+    const server = await start();
+    const N = 2000;
+    const created: string[] = [];
+    const handed: string[] = [];
+    const unexpected: string[] = [];
+    let producing = true;
+    const send = async (path: string, init: RequestInit) => {
+      const res = await fetch(`${server.base}${path}`, init);
+      const body = (await res.json()) as {
+        results?: { id: string; attempts: number };
+        next?: { id: string } | null;
+      };
+      if (res.status !== 200 && res.status !== 404) {
+        unexpected.push(`${init.method} ${path}: ${res.status} ${JSON.stringify(body)}`);
+      }
+      return { status: res.status, body };
+    };
+    const producer = async (first: number) => {
+      for (let i = first; i < N; i += 8) {
+        const answer = await send("/v1/errands", json("POST", { name: `e${i}`, type: "race" }));
+        if (answer.body.results) created.push(answer.body.results.id);
+      }
+    };
+    // Plain and long-poll claims, plain completions and completions that claim the next one.
+    const worker = async (n: number) => {
+      const claimPath =
+        n % 2 === 0 ? "/v1/errands/process/race" : "/v1/errands/process/race?wait=1";
+      const chain = n % 4 < 2;
+      let id: string | null = null;
+      for (;;) {
+        if (id === null) {
+          // A claim sent once every create was answered that finds nothing means the queue is empty.
+          const last = !producing;
+          const claim = await send(claimPath, { method: "POST" });
+          if (claim.status === 404) {
+            if (last) return;
+            continue;
+          }
+          id = claim.body.results?.id ?? null;
+          if (id === null) return;
+          handed.push(id);
+        }
+        const done = await send(`/v1/errand/${id}/completed${chain ? "?next=true" : ""}`, {
+          method: "PUT",
+        });
+        id = done.body.next?.id ?? null;
+        if (id !== null) handed.push(id);
+      }
+    };
+    const producers = Array.from({ length: 8 }, (_, i) => producer(i));
+    const workers = Array.from({ length: 64 }, (_, n) => worker(n));
+    await Promise.all(producers);
+    producing = false;
+    await Promise.all(workers);
+
+    expect(unexpected).toEqual([]);
+    expect(new Set(created).size).toBe(N);
+    expect(handed).toHaveLength(N); // handed out exactly once each…
+    expect(new Set(handed)).toEqual(new Set(created)); // …and every one of them
+    const stored = (await (await fetch(`${server.base}/v1/errands/list/type/race`)).json()) as {
+      results: Array<{ status: string; attempts: number }>;
+    };
+    const shapes = new Set(stored.results.map((e) => `${e.status}/${e.attempts}`));
+    expect([stored.results.length, [...shapes]]).toEqual([N, ["completed/1"]]);
+    expect(await server.stop()).toBe(0);
+  }, 60_000);
+});
+
 describe("backup while a writer runs", () => {
   test("the copy opens and passes integrity_check, with every errand acknowledged before it", async () => {
     const server = await start();

@@ -148,12 +148,58 @@ describe("what a claim changes", () => {
   });
 });
 
-describe("concurrent claims", () => {
-  test("50 concurrent claims over 50 errands never return the same errand twice", async () => {
-    const app = makeApp();
+// In one process the claims of concurrent requests run one at a time; what can go wrong is a
+// claim not seeing an earlier one of the same open transaction. Claims over real sockets, from
+// many connections at once, are driven against the binary in binary.test.ts.
+describe("claims that share one commit", () => {
+  /**
+   * An app and `together(n, type)`: n claims queued behind a commit whose fsync is held back,
+   * so that they all go in the one next commit; answers them, and the commits and writes made
+   * from then on.
+   */
+  function sharedCommit() {
+    let hold = false;
+    const held: Array<() => void> = [];
+    const app = makeApp({
+      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    });
+    /** Claims made so far, as the writer sees them with its open group. */
+    const claimsMade = () =>
+      (
+        app.store.writer
+          .query("SELECT count(*) AS n FROM errand_logs WHERE message = 'Started!'")
+          .get() as { n: number }
+      ).n;
+    const together = async (n: number, type: string) => {
+      hold = true;
+      const opener = app.call("PUT", "/v1/types/unrelated", { paused: false });
+      await eventually(() => held.length === 1);
+      hold = false;
+      const [commits, writes, made] = [app.store.commits, app.store.committedWrites, claimsMade()];
+      let refused = 0;
+      const answers = Array.from({ length: n }, () =>
+        claim(app, type).then((answer) => {
+          if (answer.status === 404) refused++;
+          return answer;
+        }),
+      );
+      // Every claim has run in the open group: it took an errand or found none.
+      await eventually(() => claimsMade() - made + refused === n);
+      held[0]?.();
+      expect((await opener).status).toBe(200);
+      const all = await Promise.all(answers);
+      const commit = [app.store.commits - commits, app.store.committedWrites - writes];
+      return { answers: all, commit };
+    };
+    return { app, together };
+  }
+
+  test("50 claims in one commit over 50 errands: each sees those before it, none is taken twice", async () => {
+    const { app, together } = sharedCommit();
     const ids = new Set<string>();
     for (let i = 0; i < 50; i++) ids.add((await create(app, { type: "busy", name: `e${i}` })).id);
-    const answers = await Promise.all(Array.from({ length: 50 }, () => claim(app, "busy")));
+    const { answers, commit } = await together(50, "busy");
+    expect(commit).toEqual([1, 50]);
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
     const claimed = answers.map((a) => a.body.results.id as string);
     expect(new Set(claimed).size).toBe(50);
@@ -164,10 +210,11 @@ describe("concurrent claims", () => {
     app.close();
   });
 
-  test("50 concurrent claims over 30 errands: 30 distinct errands and 20 No jobs", async () => {
-    const app = makeApp();
+  test("50 claims in one commit over 30 errands: 30 distinct errands and 20 No jobs", async () => {
+    const { app, together } = sharedCommit();
     for (let i = 0; i < 30; i++) await create(app, { type: "scarce", name: `e${i}` });
-    const answers = await Promise.all(Array.from({ length: 50 }, () => claim(app, "scarce")));
+    const { answers, commit } = await together(50, "scarce");
+    expect(commit).toEqual([1, 50]);
     const ok = answers.filter((a) => a.status === 200);
     const none = answers.filter((a) => a.status === 404);
     expect(ok).toHaveLength(30);

@@ -2,16 +2,18 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { fsync, realpathSync } from "node:fs";
 import { StorageUnavailable } from "../src/errors.ts";
 import { deleteInBatches } from "../src/store/driver.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
-import { appsPerTest, type TestApp, tempDir } from "./harness.ts";
+import { type Answer, appsPerTest, fileOf, type TestApp, tempDir } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
 
-const count = (a: TestApp) =>
-  (a.store.reader.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
+/** Errands stored, as the reader (committed) or the writer (with its open group) sees them. */
+const count = (a: TestApp, db: Database = a.store.reader) =>
+  (db.query("SELECT count(*) AS n FROM errands").get() as { n: number }).n;
 
 /** The per-type counts as GET /v1/types answers them, read from the stored table. */
 const counts = async (a: TestApp) =>
@@ -31,17 +33,65 @@ describe("group commit", () => {
     file.close();
   });
 
-  test("writes of requests that arrive together share one commit", async () => {
+  test("writes started in one turn of the event loop share one commit", async () => {
     const a = app();
-    const before = a.store.commits;
-    const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        a.call("POST", "/v1/errands/", { name: `e${i}`, type: "t" }),
-      ),
+    const [commits, writes] = [a.store.commits, a.store.committedWrites];
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => a.errands.create({ name: `e${i}`, type: "t" })),
     );
-    expect(answers.every((x) => x.status === 200)).toBe(true);
-    expect(a.store.commits - before).toBeLessThan(20);
+    expect([a.store.commits - commits, a.store.committedWrites - writes]).toEqual([1, 20]);
     expect(count(a)).toBe(20);
+  });
+
+  test("requests that arrive over several turns while a commit syncs all go in its next commit", async () => {
+    let hold = true;
+    const held: Array<() => void> = [];
+    const a = app({
+      env: { ERRANDS_SYNC: "full" },
+      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    });
+    const first = a.call("POST", "/v1/errands/", { name: "first", type: "t" });
+    await eventually(() => held.length === 1);
+    const [commits, writes] = [a.store.commits, a.store.committedWrites];
+    let answered = 0;
+    const later: Promise<Answer>[] = [];
+    // Four turns of five requests: each turn would be a group of its own without a sync in flight.
+    for (let turn = 0; turn < 4; turn++) {
+      for (let i = 0; i < 5; i++) {
+        const create = a.call("POST", "/v1/errands/", { name: `e${turn}.${i}`, type: "t" });
+        later.push(create.finally(() => answered++));
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The writer sees its own open transaction: every create is in it, none committed.
+    await eventually(() => count(a, a.store.writer) === 21);
+    expect([a.store.commits, answered]).toEqual([commits, 0]);
+    held[0]?.();
+    expect((await first).status).toBe(200);
+    await eventually(() => held.length === 2);
+    expect([a.store.commits - commits, a.store.committedWrites - writes]).toEqual([1, 20]);
+    expect(answered).toBe(0); // committed, but not answered before its fsync
+    hold = false;
+    held[1]?.();
+    expect((await Promise.all(later)).map((x) => x.status)).toEqual(Array(20).fill(200));
+  });
+
+  test("with ERRANDS_SYNC=full each commit fsyncs the database's WAL file, and no other", async () => {
+    const files: string[] = [];
+    const a = app({
+      env: { ERRANDS_SYNC: "full" },
+      flush: (fd) => {
+        files.push(fileOf(fd));
+        return new Promise<void>((resolve, reject) =>
+          fsync(fd, (error) => (error ? reject(error) : resolve())),
+        );
+      },
+    });
+    for (let i = 0; i < 3; i++) await a.call("POST", "/v1/errands/", { name: `e${i}`, type: "t" });
+    const e = (await a.call("POST", "/v1/errands/process/t")).body.results;
+    await a.call("PUT", `/v1/errand/${e.id}/completed`, { results: { ok: true } });
+    expect(a.store.commits).toBeGreaterThanOrEqual(5);
+    expect(files).toEqual(Array(a.store.commits).fill(realpathSync(`${a.store.path}-wal`)));
   });
 
   test("a request that fails rolls back only its own changes in the group", async () => {
@@ -80,9 +130,13 @@ describe("group commit", () => {
 
   test("while a commit is syncing, later writes gather in one group, committed when it ends", async () => {
     const held: Array<() => void> = [];
+    const files: string[] = [];
     const store = new SqliteDriver(`${tempDir()}/held.sqlite`, {
       sync: "full",
-      flush: () => new Promise<void>((resolve) => held.push(resolve)),
+      flush: (fd) => {
+        files.push(fileOf(fd));
+        return new Promise<void>((resolve) => held.push(resolve));
+      },
     });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     const first = store.write(async () => "first");
@@ -101,6 +155,7 @@ describe("group commit", () => {
     expect([store.commits, store.committedWrites]).toEqual([2, 4]);
     held[1]?.();
     expect(await Promise.all(later)).toEqual(["a", "b", "c"]);
+    expect(files).toEqual(Array(2).fill(realpathSync(`${store.path}-wal`)));
     await store.close();
   });
 

@@ -109,6 +109,22 @@ describe("event stream", () => {
     expect(((await res.json()) as Answer["body"]).error).toContain("exploded");
   });
 
+  test("a HEAD is answered at once with the stream's headers, and opens no stream", async () => {
+    const a = app();
+    const head = (query: string) =>
+      Promise.race([
+        a.app.handle(
+          new Request(`http://localhost/v1/errands/notifications${query}`, { method: "HEAD" }),
+        ),
+        Bun.sleep(5000).then(() => null),
+      ]);
+    const res = await head("");
+    expect(res?.status).toBe(200);
+    expect(res?.headers.get("content-type")).toStartWith("text/event-stream");
+    expect(a.streams.count).toBe(0);
+    expect((await head("?events=exploded"))?.status).toBe(400); // as a GET would be
+  });
+
   test("events are published only after their change is committed", async () => {
     const a = app();
     const { sse } = await watch(a);

@@ -1,14 +1,17 @@
-// Seeded fuzzing of every errand route: random methods, paths, headers and bodies must never
-// get a 5xx or make app.handle throw, and the store must stay consistent afterwards.
+// Seeded fuzzing of every route of the app: random methods, paths, queries, headers and bodies
+// must never get a 5xx or make app.handle throw, every 4xx carries the error envelope, and the
+// store (errands, pipelines, per-type counts) must stay consistent afterwards.
 
 import { afterAll, expect, test } from "bun:test";
-import { STATUSES } from "../src/store/records.ts";
+import { EVENT_NAMES } from "../src/events/bus.ts";
+import { PIPELINE_STATUSES, STATUSES } from "../src/store/records.ts";
 import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_101);
-const CASES = 3000;
+const CASES = 5000;
 
 /** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
 class Random {
@@ -34,21 +37,45 @@ class Random {
   }
 }
 
+/** Every route of the app; the test checks that each answered a 2xx at least once. */
 const TEMPLATES = [
   ["POST", "/v1/errands"],
+  ["POST", "/v1/errands/batch"],
   ["GET", "/v1/errands"],
   ["GET", "/v1/errands/list/:key/:val"],
   ["POST", "/v1/errands/process/:type"],
   ["POST", "/v1/errands/process"],
   ["POST", "/v1/errands/update/:key/:val"],
   ["POST", "/v1/errands/clear/:duration"],
+  ["GET", "/v1/errands/notifications"],
   ["GET", "/v1/errand/:id"],
   ["PUT", "/v1/errand/:id"],
   ["POST", "/v1/errand/:id/log"],
+  ["POST", "/v1/errand/:id/heartbeat"],
   ["PUT", "/v1/errand/:id/failed"],
   ["PUT", "/v1/errand/:id/completed"],
   ["POST", "/v1/errand/:id/retry"],
   ["DELETE", "/v1/errand/:id"],
+  ["POST", "/v1/pipeline"],
+  ["GET", "/v1/pipeline/:pid"],
+  ["DELETE", "/v1/pipeline/:pid"],
+  ["GET", "/v1/pipelines"],
+  ["GET", "/v1/types"],
+  ["PUT", "/v1/types/:type"],
+  ["GET", "/health"],
+  ["GET", "/metrics"],
+  ["GET", "/swagger"],
+  ["GET", "/swagger/json"],
+  ["GET", "/swagger/assets/:asset"],
+] as const;
+
+/** What a worker calls on the errand it holds. */
+const WORKER_CALLS = [
+  ["PUT", "/v1/errand/:id"],
+  ["POST", "/v1/errand/:id/log"],
+  ["POST", "/v1/errand/:id/heartbeat"],
+  ["PUT", "/v1/errand/:id/failed"],
+  ["PUT", "/v1/errand/:id/completed"],
 ] as const;
 
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
@@ -72,6 +99,17 @@ const FIELDS = [
   "id",
   "attempts",
   "logs",
+  "attempt",
+  "heartbeat",
+  "runAt",
+  "delay",
+  "backoff",
+  "errands",
+  "dependencies",
+  "target",
+  "dependsOn",
+  "paused",
+  "concurrency",
   "__proto__",
   "constructor",
   "",
@@ -120,9 +158,44 @@ const HEADER_NAMES = [
   "cookie",
 ];
 const DURATIONS = ["1h", "90s", "300ms", "2h45m10s", "0", "1.5h", "-1h", "1x", "", "9".repeat(400)];
+/** Names of the errands of generated pipelines: few, so duplicates and cycles come up. */
+const STEPS = ["fetch", "sum", "load", "mail", "zip"];
+const ASSETS = ["swagger-ui.css", "favicon-16x16.png", "favicon-32x32.png", "nothing.js", "a/b"];
+/** Idempotency keys come from a few, so repeats (same body or another) come up. */
+const KEYS = ["k1", "k2", "k3"];
+/** Query values by key. No long valid `wait`: a held claim would stall the run. */
+const QUERY_VALUES: Record<string, string[]> = {
+  limit: ["0", "1", "3", "10001", "-5", "abc", "1.5", "9".repeat(30)],
+  after: ["", "0", "z", "x".repeat(65), "%ZZ"],
+  type: [...TYPES, "", "%ZZ"],
+  wait: ["0.001", "0.01", "0.02", "1e-3", "0", "-1", "61", "Infinity", "NaN", "abc", ""],
+  next: ["true", "false", "1", "0", "TRUE", "yes", ""],
+  dryRun: ["1", "t", "T", "TRUE", "true", "True", "0", "f", "FALSE", "false", "yes", ""],
+  status: [...PIPELINE_STATUSES, ...STATUSES, "", "x"],
+  events: ["*", "", ",", ...EVENT_NAMES, EVENT_NAMES.join(","), "created,nope", "missed"],
+  lastEventId: ["0", "1", "5", "-1", "abc", "99999999999999999999", ""],
+  token: ["x"],
+  x: ["1"],
+  "": ["1"],
+  "%ZZ": ["%ZZ"],
+  "type[]": TYPES,
+};
+/** The query keys each route reads. */
+function queryKeysOf(path: string): string[] {
+  if (path.startsWith("/v1/errands/process")) return ["type", "wait"];
+  if (path.includes("/completed")) return ["next"];
+  if (path.startsWith("/v1/errands/notifications")) return ["events", "lastEventId"];
+  if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
+  if (path.startsWith("/v1/pipeline")) return ["dryRun"];
+  if (path.startsWith("/v1/errands")) return ["limit", "after"];
+  return [];
+}
 
 class Fuzzer {
   readonly ids: string[] = [];
+  /** Errands seen claimed, with the attempt their claim answered. */
+  readonly claimed: Array<{ id: string; attempt: number }> = [];
+  readonly pipelineIds: string[] = [];
 
   constructor(private readonly r: Random) {}
 
@@ -193,33 +266,86 @@ class Fuzzer {
     }
   }
 
-  /** A body close to what the route takes, then bent: a field dropped, retyped, or added. */
-  plausible(path: string): Record<string, unknown> {
+  /** An errand as a create takes it, options included, now and then with the newer ones. */
+  spec(): Record<string, unknown> {
     const r = this.r;
-    let body: Record<string, unknown>;
-    if (path === "/v1/errands") {
-      body = {
-        name: this.text(5) || "n",
-        type: r.pick(TYPES),
-        options: {
-          ttl: r.int(3),
-          retries: r.int(3),
-          priority: r.int(5),
-          deleteOnCompleted: r.chance(0.2),
-        },
-        data: { file: this.text(5) },
-      };
-    } else if (path.endsWith("/log")) {
-      body = { severity: r.pick(["INFO", "WARNING", "ERROR"]), message: this.text() };
-    } else if (path.endsWith("/failed")) {
-      body = { reason: this.text() };
-    } else if (path.endsWith("/completed")) {
-      body = { results: { n: r.int(10) } };
-    } else if (path.includes("/update/")) {
-      body = r.chance(0.5) ? { status: r.pick(STATUSES) } : { delete: true };
-    } else {
-      body = { progress: r.int(120) - 10 };
+    const options: Record<string, unknown> = {
+      ttl: r.int(3),
+      retries: r.int(3),
+      priority: r.int(5),
+      deleteOnCompleted: r.chance(0.2),
+    };
+    // The newer options now and then, each out of its range or shape once in a while.
+    if (r.chance(0.2)) {
+      options.heartbeat = r.chance(0.9) ? r.pick([5, 30, 600]) : r.pick([4, 86_401]);
     }
+    // Scheduled: at a time (maybe past), after a delay, or, refused, both.
+    const when = r.int(24);
+    if (when <= 2) options.runAt = Date.UTC(2026, 0, 1) + r.int(7_200_000) - 3_600_000;
+    if (when >= 2 && when <= 4) options.delay = r.int(7_200_000);
+    if (r.chance(0.15)) {
+      options.backoff = r.chance(0.9)
+        ? { type: r.pick(["fixed", "exponential"]), delay: r.pick([1, 1000, 60_000]) }
+        : { type: r.pick(["linear", "fixed"]), delay: r.pick([0, 1]) };
+    }
+    return {
+      name: this.text(5) || "n",
+      type: r.pick(TYPES),
+      options,
+      data: { file: this.text(5) },
+    };
+  }
+
+  /** A pipeline of a few errands: mostly a valid graph; now and then a duplicate, an unknown
+   *  name or a cycle. */
+  pipeline(): Record<string, unknown> {
+    const r = this.r;
+    const n = 1 + r.int(STEPS.length);
+    const names = STEPS.slice(0, n);
+    if (r.chance(0.1)) names.push(r.pick(names));
+    const errands = names.map((name) => ({ ...this.spec(), name }));
+    const dependencies = Array.from({ length: r.int(n + 1) }, () => {
+      // An edge from a later errand to an earlier one keeps the graph acyclic.
+      const a = r.int(n);
+      const b = r.int(n);
+      const [target, dependsOn] = r.chance(0.1) ? [a, b] : [Math.max(a, b), Math.min(a, b)];
+      return {
+        target: names[target],
+        dependsOn: r.chance(0.05) ? "nobody" : names[dependsOn],
+      };
+    }).filter((d) => d.target !== d.dependsOn || r.chance(0.2));
+    return { name: this.text(5) || "p", deleteOnCompleted: r.chance(0.3), errands, dependencies };
+  }
+
+  /** A body close to what the route takes, then (if `bent`) a field dropped, retyped or added. */
+  plausible(path: string, bent = true): Record<string, unknown> {
+    const r = this.r;
+    const attempt = () => (r.chance(0.3) ? { attempt: r.int(4) } : {});
+    let body: Record<string, unknown>;
+    if (path.startsWith("/v1/errands/batch")) {
+      const n = r.chance(0.02) ? 1001 : r.int(6);
+      body = { errands: Array.from({ length: n }, () => this.spec()) };
+    } else if (path.startsWith("/v1/errands/update/")) {
+      body = r.chance(0.5) ? { status: r.pick(STATUSES) } : { delete: true };
+    } else if (path.startsWith("/v1/errands")) {
+      body = this.spec();
+    } else if (path.startsWith("/v1/pipeline")) {
+      body = this.pipeline();
+    } else if (path.startsWith("/v1/types/")) {
+      body = { paused: r.chance(0.3), concurrency: r.pick([null, 1, 2, 5, 0, -1, 1.5]) };
+      if (r.chance(0.3)) delete body[r.pick(["paused", "concurrency"])];
+    } else if (path.endsWith("/log")) {
+      body = { severity: r.pick(["INFO", "WARNING", "ERROR"]), message: this.text(), ...attempt() };
+    } else if (path.endsWith("/failed")) {
+      body = { reason: this.text(), ...attempt() };
+    } else if (path.includes("/completed")) {
+      body = { results: { n: r.int(10) }, ...attempt() };
+    } else if (path.endsWith("/heartbeat")) {
+      body = attempt();
+    } else {
+      body = { progress: r.int(120) - 10, ...attempt() };
+    }
+    if (!bent) return body;
     const keys = Object.keys(body);
     const bend = r.int(5);
     if (bend === 1 && keys.length > 0) delete body[r.pick(keys)];
@@ -291,7 +417,14 @@ class Fuzzer {
     if (r.chance(0.25)) return garbage();
     switch (kind) {
       case ":id":
+        if (this.claimed.length > 0 && r.chance(0.4)) return r.pick(this.claimed).id;
         return this.ids.length > 0 && r.chance(0.8) ? r.pick(this.ids) : this.uuid();
+      case ":pid":
+        return this.pipelineIds.length > 0 && r.chance(0.8)
+          ? r.pick(this.pipelineIds)
+          : this.uuid();
+      case ":asset":
+        return r.chance(0.05) ? "swagger-ui-bundle.js" : r.pick(ASSETS);
       case ":key":
         return r.pick(["status", "type", "status", "type", "name", "id", "STATUS"]);
       case ":val":
@@ -305,42 +438,56 @@ class Fuzzer {
     }
   }
 
-  query(): string {
+  query(path: string): string {
     const r = this.r;
-    if (r.chance(0.7)) return "";
+    // The older claim form names its type in the query.
+    if (/^\/v1\/errands\/process\/?$/.test(path) && r.chance(0.8)) {
+      return `?type=${r.pick(TYPES)}${r.chance(0.3) ? `&wait=${r.pick(QUERY_VALUES.wait ?? [])}` : ""}`;
+    }
+    if (r.chance(0.5)) return "";
+    const own = queryKeysOf(path);
+    const all = Object.keys(QUERY_VALUES);
     const parts = Array.from({ length: 1 + r.int(3) }, () => {
-      const key = r.pick(["type", "limit", "after", "x", "", "type[]", "%ZZ"]);
-      const value = r.pick([
-        ...TYPES,
-        "0",
-        "1",
-        "10001",
-        "-5",
-        "abc",
-        "%ZZ",
-        "",
-        "1.5",
-        "9".repeat(30),
-      ]);
-      return `${key}=${value}`;
+      const key = own.length > 0 && r.chance(0.8) ? r.pick(own) : r.pick(all);
+      return `${key}=${r.pick(QUERY_VALUES[key] ?? [""])}`;
     });
     return `?${parts.join("&")}`;
   }
 
-  request(): { method: string; path: string; body?: string; headers: Record<string, string> } {
+  /**
+   * A worker's well-formed call on an errand seen claimed, with its attempt, a stale one, or
+   * none: so that progress, logs, heartbeats, failures and completions get past the checks.
+   */
+  workerCall(): FuzzRequest {
     const r = this.r;
+    const { id, attempt } = r.pick(this.claimed);
+    const [method, template] = r.pick(WORKER_CALLS);
+    let path = template.replace(":id", id);
+    if (path.endsWith("/completed") && r.chance(0.5)) path += "?next=true";
+    const body = this.plausible(path, false);
+    delete body.attempt;
+    if (r.chance(0.5)) body.attempt = r.chance(0.8) ? attempt : attempt + 1;
+    return { method, path, body: JSON.stringify(body), headers: {} };
+  }
+
+  request(): FuzzRequest {
+    const r = this.r;
+    if (this.claimed.length > 0 && r.chance(0.1)) return this.workerCall();
     let method: string;
     let path: string;
     if (r.chance(0.05)) {
       method = r.pick(METHODS);
       path = r.pick(["/", "/v1", "/v1/", "/v2/errands", "//v1//errands", `/${this.segment("")}`]);
     } else {
-      const [templateMethod, template] = r.pick(TEMPLATES);
+      // Pipelines are created more often: validation refuses most of the random ones.
+      const [templateMethod, template] = r.chance(0.1)
+        ? (["POST", "/v1/pipeline"] as const)
+        : r.pick(TEMPLATES);
       method = r.chance(0.9) ? templateMethod : r.pick(METHODS);
       path = template.replace(/:[a-z]+/g, (kind) => this.segment(kind));
       if (r.chance(0.2)) path += "/";
     }
-    path += this.query();
+    path += this.query(path);
     const headers: Record<string, string> = {};
     if (r.chance(0.8)) headers["content-type"] = r.pick(CONTENT_TYPES);
     for (let i = r.int(3); i > 0; i--) {
@@ -348,12 +495,20 @@ class Fuzzer {
         String.fromCharCode(32 + r.int(95)),
       ).join("");
     }
+    if (r.chance(0.15)) headers["idempotency-key"] = r.pick(KEYS);
     const body = method === "GET" || method === "HEAD" ? undefined : this.body(path);
     return { method, path, body, headers };
   }
 }
 
-function describeCase(request: { method: string; path: string; body?: string }): string {
+interface FuzzRequest {
+  method: string;
+  path: string;
+  body?: string;
+  headers: Record<string, string>;
+}
+
+function describeCase(request: FuzzRequest): string {
   return `${request.method} ${request.path.slice(0, 200)} ${String(request.body).slice(0, 200)}`;
 }
 
@@ -425,11 +580,110 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
       }
     }
     const one = await app.call("GET", `/v1/errand/${e.id}`);
-    if (JSON.stringify(one.body.results) !== JSON.stringify(e)) {
+    // Only one errand's answer carries the results of its dependencies.
+    const alone = { ...one.body.results, dependencyResults: undefined };
+    if (JSON.stringify(alone) !== JSON.stringify(e)) {
       problems.push(`${where}: GET by id differs from the list`);
     }
   }
+  const types = (await app.call("GET", "/v1/types")).body.results as Array<{
+    counts: Record<string, number>;
+  }>;
+  const counted = types.flatMap((t) => Object.values(t.counts)).reduce((a, b) => a + b, 0);
+  if (counted !== errands.length) {
+    problems.push(`${errands.length} errands listed, ${counted} counted by /v1/types`);
+  }
+  problems.push(...(await pipelineProblems(app)));
   return problems;
+}
+
+/** Pipelines: whole (errands and edges of their own), and each status as its errands make it. */
+async function pipelineProblems(app: TestApp): Promise<string[]> {
+  const problems: string[] = [];
+  const count = (sql: string) =>
+    (app.store.reader.query(sql).get() as { n: number } | null)?.n ?? -1;
+  const broken = [
+    "SELECT count(*) AS n FROM errands WHERE pipeline IS NOT NULL AND pipeline NOT IN (SELECT id FROM pipelines)",
+    "SELECT count(*) AS n FROM pipelines p WHERE NOT EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id)",
+    `SELECT count(*) AS n FROM pipeline_dependencies d
+      WHERE NOT EXISTS (SELECT 1 FROM errands WHERE id = d.target AND pipeline = d.pipeline)
+         OR NOT EXISTS (SELECT 1 FROM errands WHERE id = d.depends_on AND pipeline = d.pipeline)`,
+    // A deleteOnCompleted pipeline goes when it completes.
+    "SELECT count(*) AS n FROM pipelines WHERE status = 'completed' AND delete_on_completed = 1",
+    "SELECT count(*) AS n FROM pipelines WHERE status = 'completed' AND ended IS NULL",
+    // Settled (completed, or failed with nothing left to run) exactly when it has a finish time.
+    `SELECT count(*) AS n FROM pipelines p
+      WHERE (finished IS NOT NULL) != (status IN ('completed', 'failed') AND NOT EXISTS (
+        SELECT 1 FROM errands WHERE pipeline = p.id AND status IN ('inactive', 'active', 'scheduled')))`,
+  ];
+  for (const sql of broken) {
+    const n = count(sql);
+    if (n !== 0) problems.push(`${n} rows: ${sql}`);
+  }
+  // The README's rule: failed if any errand failed; else completed when all are; else active
+  // once any has started; else inactive.
+  const wrong = app.store.reader
+    .query(
+      `SELECT id, status, CASE
+         WHEN EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id AND status = 'failed') THEN 'failed'
+         WHEN NOT EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id AND status != 'completed')
+           THEN 'completed'
+         WHEN EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id
+                        AND (status IN ('active', 'completed') OR started IS NOT NULL)) THEN 'active'
+         ELSE 'inactive' END AS expected
+       FROM pipelines p`,
+    )
+    .all() as Array<{ id: string; status: string; expected: string }>;
+  for (const p of wrong.filter((row) => row.status !== row.expected)) {
+    problems.push(`pipeline ${p.id} is ${p.status}, its errands make it ${p.expected}`);
+  }
+  const listed = await app.call("GET", "/v1/pipelines");
+  if (listed.status !== 200) problems.push(`pipelines list answered ${listed.status}`);
+  const pipelines = listed.body.results as Array<{ id: string; status: string }>;
+  if (pipelines.length !== wrong.length) {
+    problems.push(`${pipelines.length} pipelines listed, ${wrong.length} stored`);
+  }
+  let byStatus = 0;
+  for (const status of PIPELINE_STATUSES) {
+    byStatus += (await app.call("GET", `/v1/pipelines?status=${status}`)).body.results.length;
+  }
+  if (byStatus !== pipelines.length) {
+    problems.push(`${pipelines.length} pipelines listed, ${byStatus} by status`);
+  }
+  for (const p of pipelines) {
+    const one = (await app.call("GET", `/v1/pipeline/${p.id}`)).body.results;
+    const own = count(`SELECT count(*) AS n FROM errands WHERE pipeline = '${p.id}'`);
+    if (one?.status !== p.status || one.errands.length !== own) {
+      problems.push(`pipeline ${p.id}: GET by id differs from the list or its stored errands`);
+    }
+  }
+  return problems;
+}
+
+/** Sends a request as a client would; an event stream that opens is closed at once. */
+async function send(app: TestApp, request: FuzzRequest): Promise<Answer> {
+  const init: RequestInit = { method: request.method, headers: request.headers };
+  if (request.body !== undefined) init.body = request.body;
+  const res = await app.app.handle(new Request(`http://localhost${request.path}`, init));
+  if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    await res.body?.cancel();
+    return { status: res.status, body: null, headers: res.headers };
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: keep the text.
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** The `method route` pairs Elysia's after-response hook has counted a 2xx of in /metrics. */
+async function routesAnswered2xx(app: TestApp): Promise<Set<string>> {
+  const text = (await app.call("GET", "/metrics")).body as string;
+  const pattern = /^errands_http_requests_total\{method="([^"]+)",route="([^"]+)",code="2\d\d"\}/gm;
+  return new Set([...text.matchAll(pattern)].map((m) => `${m[1]} ${m[2]}`));
 }
 
 test("random requests on every route never get a 5xx or a throw, and the store stays consistent", async () => {
@@ -449,10 +703,37 @@ test("random requests on every route never get a 5xx or a throw, and the store s
     fuzz.ids.push(answer.body.results.id);
   }
 
-  const run = async (request: ReturnType<Fuzzer["request"]>) => {
+  /** Remembers the ids an answer names, so later requests often hit them. */
+  const learn = (path: string, body: { results?: unknown; next?: unknown }) => {
+    const results = Array.isArray(body.results) ? body.results : [body.results];
+    let errands: unknown[] = [body.next, ...results];
+    if (path.startsWith("/v1/pipeline")) {
+      errands = [];
+      for (const p of results as Array<{ id?: unknown; errands?: unknown[] } | null>) {
+        if (typeof p?.id !== "string") continue;
+        if (!fuzz.pipelineIds.includes(p.id)) fuzz.pipelineIds.push(p.id);
+        errands.push(...(p.errands ?? []));
+      }
+    }
+    for (const e of errands) {
+      const { id, status, attempts } = (e ?? {}) as Record<string, unknown>;
+      if (typeof id !== "string") continue;
+      if (!fuzz.ids.includes(id)) fuzz.ids.push(id);
+      if (status === "active" && typeof attempts === "number") {
+        fuzz.claimed.push({ id, attempt: attempts });
+      }
+    }
+  };
+
+  const run = async (request: FuzzRequest) => {
     let answer: Answer;
     try {
-      answer = await app.call(request.method, request.path, request.body, request.headers);
+      // A request left unanswered (a lost long poll, a stream never closed) is a failure too.
+      let timer: Timer | undefined;
+      const hung = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer in 10 s")), 10_000);
+      });
+      answer = await Promise.race([send(app, request), hung]).finally(() => clearTimeout(timer));
     } catch (error) {
       failures.push(`threw ${String(error)}: ${describeCase(request)}`);
       return;
@@ -467,19 +748,15 @@ test("random requests on every route never get a 5xx or a throw, and the store s
         failures.push(`stack trace in a body: ${describeCase(request)}`);
       }
     }
-    const results = answer.body?.results;
-    if (
-      answer.status === 200 &&
-      typeof results?.id === "string" &&
-      !fuzz.ids.includes(results.id)
-    ) {
-      fuzz.ids.push(results.id);
+    if (answer.status === 200 && answer.body && typeof answer.body === "object") {
+      learn(request.path, answer.body);
     }
   };
 
   let done = 0;
   while (done < CASES) {
-    // Mostly one at a time; sometimes a burst, so failing and succeeding writes share a commit.
+    // Mostly one at a time; sometimes a burst, so failing and succeeding writes share a commit
+    // and long-poll claims meet the creates that serve them.
     const burst = r.chance(0.2) ? 2 + r.int(10) : 1;
     const requests = Array.from({ length: Math.min(burst, CASES - done) }, () => fuzz.request());
     await Promise.all(requests.map(run));
@@ -496,6 +773,22 @@ test("random requests on every route never get a 5xx or a throw, and the store s
   expect(statuses.get(400) ?? 0).toBeGreaterThan(100);
   expect(statuses.get(404) ?? 0).toBeGreaterThan(100);
   expect(statuses.get(409) ?? 0).toBeGreaterThan(0);
+  expect(fuzz.pipelineIds.length).toBeGreaterThan(10);
+
+  // Every route of the app was reached and got past validation at least once (a 2xx under its
+  // own label in the metrics). Counted after each answer has gone: wait for the last, bounded.
+  const routes = app.app.routes.map((route) => `${route.method} ${route.path}`);
+  let missing: string[] = routes;
+  for (const deadline = Date.now() + 5000; missing.length > 0 && Date.now() < deadline; ) {
+    const answered = await routesAnswered2xx(app);
+    missing = routes.filter((route) => !answered.has(route));
+    if (missing.length > 0) await Bun.sleep(2);
+  }
+  expect(missing).toEqual([]);
+
+  // Nothing is left holding on: every long poll was answered, every stream closed.
+  expect(app.waiters.count).toBe(0);
+  await eventually(() => app.streams.count === 0);
 
   expect(await consistencyProblems(app)).toEqual([]);
   app.close();

@@ -2,7 +2,7 @@
 // over app.handle exactly as a client would.
 
 import { afterEach } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../src/app.ts";
@@ -21,6 +21,11 @@ export function tempDir(): string {
 
 export function removeTempDirs(): void {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** The file a descriptor of this process is open on, as Linux names it in /proc. */
+export function fileOf(fd: number): string {
+  return readlinkSync(`/proc/self/fd/${fd}`);
 }
 
 export interface Answer {

@@ -124,15 +124,24 @@ describe("long-poll claim", () => {
     const a = app({
       flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
     });
-    const waiting = claim(a, "slow", 0.2);
+    const wait = 0.2;
+    let answered = false;
+    const waiting = claim(a, "slow", wait).finally(() => {
+      answered = true;
+    });
     await eventually(() => a.waiters.count === 1);
+    // The wait began before it was seen queued, so it has run out by this time.
+    const waitEnds = performance.now() + wait * 1000;
     // Every sync after the create's is held: the waiter's claim commits but is not on disk.
     a.bus.subscribe(() => {
       hold = true;
     });
     const created = (await a.call("POST", "/v1/errands/", { name: "e", type: "slow" })).body;
     await eventually(() => held.length === 1);
-    await Bun.sleep(300); // past the wait
+    await eventually(() => performance.now() > waitEnds);
+    // Timers run in deadline order: the wait's own, due by now, runs before this one.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(answered).toBe(false); // its claim is not on disk yet
     hold = false;
     for (const release of held.splice(0)) release();
     const answer = await waiting;

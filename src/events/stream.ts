@@ -24,6 +24,12 @@ const REPLAY_PAGE = 500;
 /** Live events held while a replay reads; past this many they are read back from the log. */
 const HELD_MAX = 1000;
 const encoder = new TextEncoder();
+const STREAM_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+};
 
 export function frame(id: number, payload: string): string {
   return `id: ${id}\nevent: message\ndata: ${payload}\n\n`;
@@ -70,6 +76,8 @@ export class EventStreams {
         if (this.open.size >= this.options.maxStreams) {
           throw new DomainError(503, "Too many streams", "the server holds its maximum of streams");
         }
+        // Elysia answers a HEAD by reading the GET's whole body to size it: a stream never ends.
+        if (request.method === "HEAD") return new Response(null, { headers: STREAM_HEADERS });
         return this.stream(filter, resumeFrom, request.signal);
       },
       {
@@ -195,14 +203,7 @@ export class EventStreams {
       },
       new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
     );
-    return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        connection: "keep-alive",
-        "x-accel-buffering": "no",
-      },
-    });
+    return new Response(body, { headers: STREAM_HEADERS });
   }
 
   /**
