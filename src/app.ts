@@ -42,7 +42,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const { driver, clock, config } = deps;
   const logger = deps.logger ?? silentLogger;
-  const bus = new EventBus(() => clock.now());
+  const bus = new EventBus(driver, () => clock.now());
   const keys = new IdempotencyKeys(driver, clock);
   const pipelines = new PipelineService({
     driver,
@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps) {
     now: () => clock.now(),
     maxTypes: config.metricsMaxTypes,
   });
-  bus.subscribe((event) => metrics.observe(event));
+  bus.observe((event) => metrics.observe(event));
   const auth = new Auth(config.tokens, config.metricsPublic);
   const cors = new Cors(config.corsOrigins);
   /** When each request arrived, for the latency histogram. */

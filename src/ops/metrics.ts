@@ -4,7 +4,7 @@
 
 import { Elysia } from "elysia";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { ErrandEvent } from "../events/bus.ts";
+import type { LocalEvent } from "../events/bus.ts";
 import type { CountRow } from "../store/records.ts";
 
 /** The fields of an event's errand the metrics read. */
@@ -136,7 +136,7 @@ export class Metrics {
   }
 
   /** Reads an errand event: claims give the wait, completions and failures the run time. */
-  observe(event: ErrandEvent): void {
+  observe(event: LocalEvent): void {
     const errand = event.errand as ErrandTimes;
     // Every event of a type counts as a sign of life, deletions too.
     const type = this.types.of(errand.type);

@@ -108,8 +108,12 @@ export interface WriteTx extends Reads {
   /** Pipelines that settled before `before`, oldest first. */
   settledBefore(before: number, limit: number): Promise<string[]>;
 
-  /** Records an event; answers its id, increasing in commit order. */
-  appendEvent(event: string, created: number, payload: string): Promise<number>;
+  /**
+   * Records an event. Once the write commits, the driver hands it to its event listeners with
+   * its place in the log, after every event committed before it; `detail` (the parsed payload)
+   * goes with it to this instance's listeners, so they need not parse it again.
+   */
+  appendEvent(event: string, created: number, payload: string, detail?: unknown): Promise<void>;
   /** Deletes up to `limit` of the oldest events created before `before`; answers how many. */
   pruneEvents(before: number, limit: number): Promise<number>;
 
@@ -124,6 +128,11 @@ export interface WriteTx extends Reads {
 
   /** Rewrites one row: a write that must reach the disk (the health check). */
   probe(now: number): Promise<void>;
+}
+
+/** An event as the log holds it, with what its writer passed along when it was this instance. */
+export interface LoggedEvent extends EventRecord {
+  detail?: unknown;
 }
 
 /** A write that has run: its result, and when its transaction is durable. */
@@ -146,6 +155,11 @@ export interface Driver {
    * at once whether it took an errand, and hands it over only once `durable` settles.
    */
   stage<T>(fn: (tx: WriteTx) => Promise<T>): Promise<Staged<T>>;
+  /**
+   * Hears every event committed, by any instance on the same database, in the order of the
+   * log: ids increase, none is skipped. An event's id is its place in that log.
+   */
+  onEvent(listener: (event: LoggedEvent) => void): () => void;
   /** Whether the store still takes writes and reads. */
   readonly isOpen: boolean;
   /** Whether close() was called: work that can wait for a later run should stop. */

@@ -4,7 +4,7 @@
 
 import type { Database } from "bun:sqlite";
 import { StorageUnavailable } from "../../errors.ts";
-import type { ErrandFilter, Reads, WriteTx } from "../driver.ts";
+import type { ErrandFilter, LoggedEvent, Reads, WriteTx } from "../driver.ts";
 import type {
   CountRow,
   Dependency,
@@ -169,6 +169,8 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     private readonly w: WriteStatements,
     private readonly counts: TypeCounts,
     private readonly after: Array<() => void>,
+    /** Hands a committed event to the driver's listeners. */
+    private readonly publish: (event: LoggedEvent) => void,
   ) {
     super(w);
   }
@@ -332,8 +334,15 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     return this.w.pipelineWrites.finishedBefore.all(before, limit).map((r) => r.id);
   }
 
-  async appendEvent(event: string, created: number, payload: string): Promise<number> {
-    return Number(this.w.eventWrites.insert.run(event, created, payload).lastInsertRowid);
+  async appendEvent(
+    event: string,
+    created: number,
+    payload: string,
+    detail?: unknown,
+  ): Promise<void> {
+    // One writer: ids are handed out in commit order, and groups are answered in that order.
+    const id = Number(this.w.eventWrites.insert.run(event, created, payload).lastInsertRowid);
+    this.after.push(() => this.publish({ id, event, payload, detail }));
   }
 
   async pruneEvents(before: number, limit: number): Promise<number> {

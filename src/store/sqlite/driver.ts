@@ -19,7 +19,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { StorageUnavailable } from "../../errors.ts";
-import type { Driver, Staged, WriteTx } from "../driver.ts";
+import type { Driver, LoggedEvent, Staged, WriteTx } from "../driver.ts";
 import { ReadStatements, SqliteReads, SqliteTx, WriteStatements } from "./access.ts";
 import { TypeCounts } from "./counts.ts";
 import m0001 from "./migrations/0001_errands.sql" with { type: "text" };
@@ -48,6 +48,7 @@ export class SqliteDriver implements Driver {
   readonly reader: Database;
   readonly reads: SqliteReads;
   private readonly statements: WriteStatements;
+  private readonly eventListeners = new Set<(event: LoggedEvent) => void>();
   /** A write is running: the next ones wait their turn. */
   private busy = false;
   private readonly queue: Array<() => void> = [];
@@ -109,6 +110,15 @@ export class SqliteDriver implements Driver {
     this.reads = new SqliteReads(new ReadStatements(this.reader), () => !this.closed);
   }
 
+  onEvent(listener: (event: LoggedEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  private readonly publish = (event: LoggedEvent): void => {
+    for (const listener of this.eventListeners) listener(event);
+  };
+
   async write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     const { result, durable } = await this.stage(fn);
     await durable;
@@ -152,7 +162,7 @@ export class SqliteDriver implements Driver {
     this.tx.savepoint.run();
     this.counts.writeStarted();
     try {
-      result = await fn(new SqliteTx(this.statements, this.counts, after));
+      result = await fn(new SqliteTx(this.statements, this.counts, after, this.publish));
       this.tx.release.run();
     } catch (error) {
       this.tx.rollbackTo.run();
