@@ -216,6 +216,7 @@ export function createApp(deps: AppDeps) {
     await errands.expireSilent();
     await bus.prune(driver, clock.now() - config.eventRetentionMs);
     await keys.prune();
+    await driver.maintain?.();
   };
 
   /** Ends what holds requests open: long-poll waiters and event streams (shutdown). */

@@ -160,6 +160,8 @@ export interface Driver {
    * log: ids increase, none is skipped. An event's id is its place in that log.
    */
   onEvent(listener: (event: LoggedEvent) => void): () => void;
+  /** Housekeeping an engine needs now and then (the sweep runs it); optional. */
+  maintain?(): Promise<void>;
   /** Whether the store still takes writes and reads. */
   readonly isOpen: boolean;
   /** Whether close() was called: work that can wait for a later run should stop. */

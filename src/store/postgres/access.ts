@@ -1,0 +1,504 @@
+// The driver's methods in PostgreSQL: reads on the pool or inside a transaction, and the write
+// transaction. Each change locks what it changes: lockErrand and the sweeps take their rows
+// FOR UPDATE (the sweeps SKIP LOCKED, so instances share the work and each row is done once);
+// a claim of a type with a concurrency limit holds that type's advisory lock to its commit.
+
+import type { SQL } from "bun";
+import type { ErrandFilter, Reads, WriteTx } from "../driver.ts";
+import type {
+  CountRow,
+  Dependency,
+  ErrandRecord,
+  EventRecord,
+  LogEntry,
+  PipelineProgress,
+  PipelineRecord,
+  PipelineStatus,
+  Status,
+  TypeControlsRecord,
+} from "../records.ts";
+
+type Row = Record<string, unknown>;
+
+/** int8 columns come back as text: every one we keep is a safe integer. */
+const num = (value: unknown): number => Number(value);
+const numOrNull = (value: unknown): number | null =>
+  value === null || value === undefined ? null : Number(value);
+
+export function toRecord(row: Row): ErrandRecord {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    type: row.type as string,
+    status: row.status as Status,
+    priority: num(row.priority),
+    options: JSON.parse(row.options as string),
+    data: (row.data as string | null) ?? null,
+    results: (row.results as string | null) ?? null,
+    created: num(row.created),
+    progress: Number(row.progress),
+    attempts: Number(row.attempts),
+    started: numOrNull(row.started),
+    failed: numOrNull(row.failed),
+    completed: numOrNull(row.completed),
+    finished: numOrNull(row.finished),
+    ttlDeadline: numOrNull(row.ttl_deadline),
+    heartbeatDeadline: numOrNull(row.heartbeat_deadline),
+    runAt: numOrNull(row.run_at),
+    pipeline: (row.pipeline as string | null) ?? null,
+  };
+}
+
+function toPipeline(row: Row): PipelineRecord {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    deleteOnCompleted: row.delete_on_completed === true,
+    status: row.status as PipelineStatus,
+    started: num(row.started),
+    ended: numOrNull(row.ended),
+    finished: numOrNull(row.finished),
+  };
+}
+
+const toLog = (row: Row): LogEntry => ({
+  severity: row.severity as LogEntry["severity"],
+  message: row.message as string,
+  timestamp: num(row.timestamp),
+});
+
+const ids = (rows: Row[]): string[] => rows.map((row) => row.id as string);
+
+export class PgReads implements Reads {
+  constructor(protected readonly sql: SQL) {}
+
+  async errand(id: string): Promise<ErrandRecord | null> {
+    const [row] = await this.sql`SELECT * FROM errands WHERE id = ${id}`;
+    return row ? toRecord(row) : null;
+  }
+
+  async logs(id: string): Promise<LogEntry[]> {
+    const rows = await this.sql`
+      SELECT severity, message, timestamp FROM errand_logs WHERE errand_id = ${id} ORDER BY id`;
+    return rows.map(toLog);
+  }
+
+  async logsOf(errandIds: string[]): Promise<Map<string, LogEntry[]>> {
+    const byErrand = new Map<string, LogEntry[]>();
+    if (errandIds.length === 0) return byErrand;
+    const rows = await this.sql`
+      SELECT errand_id, severity, message, timestamp FROM errand_logs
+       WHERE errand_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(errandIds)}::text::jsonb))
+       ORDER BY errand_id, id`;
+    for (const row of rows) {
+      const logs = byErrand.get(row.errand_id);
+      if (logs) logs.push(toLog(row));
+      else byErrand.set(row.errand_id, [toLog(row)]);
+    }
+    return byErrand;
+  }
+
+  async errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]> {
+    const rows =
+      filter === null
+        ? await this.sql`SELECT * FROM errands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+        : filter.key === "status"
+          ? await this.sql`SELECT * FROM errands WHERE status = ${filter.value} AND id > ${after}
+                            ORDER BY id LIMIT ${limit}`
+          : await this.sql`SELECT * FROM errands WHERE type = ${filter.value} AND id > ${after}
+                            ORDER BY id LIMIT ${limit}`;
+    return rows.map(toRecord);
+  }
+
+  async pipeline(id: string): Promise<PipelineRecord | null> {
+    const [row] = await this.sql`SELECT * FROM pipelines WHERE id = ${id}`;
+    return row ? toPipeline(row) : null;
+  }
+
+  async pipelinePage(
+    status: PipelineStatus | undefined,
+    after: string,
+    limit: number,
+  ): Promise<PipelineRecord[]> {
+    const rows =
+      status === undefined
+        ? await this.sql`SELECT * FROM pipelines WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+        : await this.sql`SELECT * FROM pipelines WHERE status = ${status} AND id > ${after}
+                          ORDER BY id LIMIT ${limit}`;
+    return rows.map(toPipeline);
+  }
+
+  async pipelineErrands(id: string): Promise<ErrandRecord[]> {
+    const rows = await this.sql`SELECT * FROM errands WHERE pipeline = ${id} ORDER BY id`;
+    return rows.map(toRecord);
+  }
+
+  async dependencies(pipelineId: string): Promise<Dependency[]> {
+    const rows = await this.sql`
+      SELECT (SELECT name FROM errands WHERE id = d.target) AS target,
+             (SELECT name FROM errands WHERE id = d.depends_on) AS "dependsOn"
+        FROM pipeline_dependencies d WHERE d.pipeline = ${pipelineId} ORDER BY d.position`;
+    return rows.map((row: Row) => ({ target: row.target as string, dependsOn: row.dependsOn as string }));
+  }
+
+  async dependencyResults(errandId: string) {
+    const rows = await this.sql`
+      SELECT name, results FROM errands
+       WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = ${errandId})
+       ORDER BY id`;
+    return rows.map((row: Row) => ({ name: row.name as string, results: row.results as string | null }));
+  }
+
+  async countsByTypeAndStatus(): Promise<CountRow[]> {
+    const rows = await this.sql`
+      SELECT type, status, sum(count)::float8 AS count FROM (
+          SELECT type, status, count FROM type_counts
+          UNION ALL SELECT type, status, delta FROM type_count_deltas) c
+       GROUP BY type, status HAVING sum(count) > 0 ORDER BY type, status`;
+    return rows.map((row: Row) => ({
+      type: row.type as string,
+      status: row.status as string,
+      count: Number(row.count),
+    }));
+  }
+
+  async typeControls(): Promise<TypeControlsRecord[]> {
+    const rows = await this.sql`SELECT type, paused, concurrency FROM types ORDER BY type`;
+    return rows.map((row: Row) => ({
+      type: row.type as string,
+      paused: row.paused === true,
+      concurrency: row.concurrency === null ? null : Number(row.concurrency),
+    }));
+  }
+
+  async oldestWaiting(type: string): Promise<number | null> {
+    // On errands_claim: one seek per distinct waiting priority of the type.
+    const [row] = await this.sql`
+      WITH RECURSIVE level (priority) AS (
+          SELECT max(priority) FROM errands WHERE type = ${type} AND status = 'inactive'
+        UNION ALL
+          SELECT (SELECT max(priority) FROM errands
+                   WHERE type = ${type} AND status = 'inactive' AND priority < level.priority)
+            FROM level WHERE level.priority IS NOT NULL)
+      SELECT min((SELECT min(created) FROM errands
+                   WHERE type = ${type} AND status = 'inactive' AND priority = level.priority))
+             AS created
+        FROM level WHERE level.priority IS NOT NULL`;
+    return numOrNull(row?.created);
+  }
+
+  async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
+    const rows = await this.sql`
+      SELECT id, event, payload FROM events WHERE id > ${after} ORDER BY id LIMIT ${limit}`;
+    return rows.map((row: Row) => ({
+      id: num(row.id),
+      event: row.event as string,
+      payload: row.payload as string,
+    }));
+  }
+
+  async eventBounds(): Promise<{ oldest: number | null; newest: number }> {
+    const [row] = await this.sql`
+      SELECT (SELECT min(id) FROM events) AS oldest, (SELECT newest FROM event_head) AS newest`;
+    return { oldest: numOrNull(row?.oldest), newest: num(row?.newest ?? 0) };
+  }
+
+  async ping(): Promise<void> {
+    await this.sql`SELECT 1`;
+  }
+}
+
+/** One write transaction. It keeps the per-type count changes it makes, written at its end. */
+export class PgTx extends PgReads implements WriteTx {
+  /** The stored status of each errand this write has read or written. */
+  private readonly stored = new Map<string, string>();
+  /** Count changes by type and status, appended as deltas before the commit. */
+  private readonly deltas = new Map<string, { type: string; status: string; delta: number }>();
+  /** Whether this write recorded events, for the sequencer. */
+  eventsAppended = false;
+
+  constructor(
+    sql: SQL,
+    private readonly after: Array<() => void>,
+  ) {
+    super(sql);
+  }
+
+  afterCommit(fn: () => void): void {
+    this.after.push(fn);
+  }
+
+  private seen(record: ErrandRecord | null): ErrandRecord | null {
+    if (record) this.stored.set(record.id, record.status);
+    return record;
+  }
+
+  private count(type: string, status: string, delta: number): void {
+    const key = `${status}\u0000${type}`;
+    const change = this.deltas.get(key);
+    if (change) change.delta += delta;
+    else this.deltas.set(key, { type, status, delta });
+  }
+
+  /** Appends the count changes of this write; runs last, inside the transaction. */
+  async flushCounts(): Promise<void> {
+    const changes = [...this.deltas.values()].filter((c) => c.delta !== 0);
+    if (changes.length === 0) return;
+    await this.sql`
+      INSERT INTO type_count_deltas (type, status, delta)
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(changes)}::text::jsonb)
+        AS c(type text, status text, delta integer)`;
+  }
+
+  async lockErrand(id: string): Promise<ErrandRecord | null> {
+    const [row] = await this.sql`SELECT * FROM errands WHERE id = ${id} FOR UPDATE`;
+    return this.seen(row ? toRecord(row) : null);
+  }
+
+  async nextClaimable(type: string): Promise<ErrandRecord | null> {
+    const [control] = await this.sql`SELECT paused, concurrency FROM types WHERE type = ${type}`;
+    if (control?.paused === true) return null;
+    if (control && control.concurrency !== null) {
+      // Claims of a limited type take turns to its commit, so each counts the others' claims.
+      await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands type ${type}`}, 0))`;
+      const [{ active }] = await this.sql`
+        SELECT count(*)::int AS active FROM errands WHERE type = ${type} AND status = 'active'`;
+      if (active >= Number(control.concurrency)) return null;
+    }
+    const [row] = await this.sql`
+      SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
+       ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    return this.seen(row ? toRecord(row) : null);
+  }
+
+  async insertErrand(e: ErrandRecord): Promise<void> {
+    await this.sql`
+      INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at,
+                           pipeline)
+      VALUES (${e.id}, ${e.name}, ${e.type}, ${e.status}, ${e.priority}, ${JSON.stringify(e.options)},
+              ${e.data}, ${e.created}, ${e.runAt}, ${e.pipeline})`;
+    this.count(e.type, e.status, 1);
+    this.stored.set(e.id, e.status);
+  }
+
+  async saveErrand(e: ErrandRecord): Promise<void> {
+    const before = await this.storedStatus(e.id);
+    await this.sql`
+      UPDATE errands SET status = ${e.status}, progress = ${e.progress}, results = ${e.results},
+             attempts = ${e.attempts}, started = ${e.started}, failed = ${e.failed},
+             completed = ${e.completed}, finished = ${e.finished}, ttl_deadline = ${e.ttlDeadline},
+             heartbeat_deadline = ${e.heartbeatDeadline}, run_at = ${e.runAt}
+       WHERE id = ${e.id}`;
+    if (before !== null && before !== e.status) {
+      this.count(e.type, before, -1);
+      this.count(e.type, e.status, 1);
+    }
+    this.stored.set(e.id, e.status);
+  }
+
+  async extendHeartbeat(id: string, deadline: number): Promise<void> {
+    await this.sql`UPDATE errands SET heartbeat_deadline = ${deadline} WHERE id = ${id}`;
+  }
+
+  async removeErrand(e: ErrandRecord): Promise<void> {
+    const before = await this.storedStatus(e.id);
+    await this.sql`DELETE FROM errand_logs WHERE errand_id = ${e.id}`;
+    const removed = await this.sql`DELETE FROM errands WHERE id = ${e.id} RETURNING id`;
+    if (removed.length > 0 && before !== null) this.count(e.type, before, -1);
+    this.stored.delete(e.id);
+  }
+
+  private async storedStatus(id: string): Promise<string | null> {
+    const known = this.stored.get(id);
+    if (known !== undefined) return known;
+    const [row] = await this.sql`SELECT status FROM errands WHERE id = ${id}`;
+    return (row?.status as string | undefined) ?? null;
+  }
+
+  async appendLog(errandId: string, entry: LogEntry): Promise<void> {
+    await this.sql`
+      INSERT INTO errand_logs (errand_id, severity, message, timestamp)
+      VALUES (${errandId}, ${entry.severity}, ${entry.message}, ${entry.timestamp})`;
+  }
+
+  async keptLogs(errandId: string, max: number): Promise<LogEntry[]> {
+    const rows = await this.sql`
+      SELECT id, severity, message, timestamp FROM errand_logs
+       WHERE errand_id = ${errandId} ORDER BY id`;
+    if (rows.length <= max) return rows.map(toLog);
+    const firstKept = rows[rows.length - max].id;
+    await this.sql`DELETE FROM errand_logs WHERE errand_id = ${errandId} AND id < ${firstKept}`;
+    return rows.slice(rows.length - max).map(toLog);
+  }
+
+  async errandIdsWhere(filter: Exclude<ErrandFilter, null>): Promise<string[]> {
+    const rows =
+      filter.key === "status"
+        ? await this.sql`SELECT id FROM errands WHERE status = ${filter.value} ORDER BY id`
+        : await this.sql`SELECT id FROM errands WHERE type = ${filter.value} ORDER BY id`;
+    return ids(rows);
+  }
+
+  async dueIds(now: number, limit: number): Promise<string[]> {
+    return ids(
+      await this.sql`SELECT id FROM errands WHERE status = 'scheduled' AND run_at <= ${now}
+                      ORDER BY run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    );
+  }
+
+  async overdueIds(now: number, limit: number): Promise<string[]> {
+    return ids(
+      await this.sql`SELECT id FROM errands WHERE ttl_deadline <= ${now}
+                      ORDER BY ttl_deadline LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    );
+  }
+
+  async silentIds(now: number, limit: number): Promise<string[]> {
+    return ids(
+      await this.sql`SELECT id FROM errands WHERE heartbeat_deadline <= ${now}
+                      ORDER BY heartbeat_deadline LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    );
+  }
+
+  async finishedBefore(before: number, limit: number): Promise<string[]> {
+    return ids(
+      await this.sql`SELECT id FROM errands
+                      WHERE finished < ${before} AND finished IS NOT NULL AND pipeline IS NULL
+                        AND status IN ('completed', 'failed')
+                      ORDER BY finished LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    );
+  }
+
+  async insertPipeline(p: PipelineRecord): Promise<void> {
+    await this.sql`
+      INSERT INTO pipelines (id, name, delete_on_completed, status, started, ended, finished)
+      VALUES (${p.id}, ${p.name}, ${p.deleteOnCompleted}, ${p.status}, ${p.started}, ${p.ended},
+              ${p.finished})`;
+  }
+
+  async savePipeline(p: PipelineRecord): Promise<void> {
+    await this.sql`
+      UPDATE pipelines SET status = ${p.status}, ended = ${p.ended}, finished = ${p.finished}
+       WHERE id = ${p.id}`;
+  }
+
+  async insertDependencies(pipelineId: string, edges: Array<[string, string]>): Promise<void> {
+    if (edges.length === 0) return;
+    const rows = edges.map(([target, dependsOn], position) => ({ position, target, dependsOn }));
+    await this.sql`
+      INSERT INTO pipeline_dependencies (pipeline, position, target, depends_on)
+      SELECT ${pipelineId}, e.position, e.target, e."dependsOn"
+        FROM jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb)
+          AS e(position integer, target text, "dependsOn" text)`;
+  }
+
+  async pipelineProgress(id: string): Promise<PipelineProgress> {
+    const [row] = await this.sql`
+      SELECT
+        EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id} AND status = 'failed') AS failed,
+        EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id} AND status <> 'completed')
+          AS unfinished,
+        EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id}
+                   AND (status IN ('active', 'completed') OR started IS NOT NULL)) AS started,
+        EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id}
+                   AND status IN ('inactive', 'active', 'scheduled')) AS pending`;
+    return {
+      anyFailed: row?.failed === true,
+      anyUnfinished: row?.unfinished === true,
+      anyStarted: row?.started === true,
+      anyPending: row?.pending === true,
+    };
+  }
+
+  async unblockable(completedId: string): Promise<ErrandRecord[]> {
+    const rows = await this.sql`
+      SELECT t.* FROM errands t
+       WHERE t.id IN (SELECT target FROM pipeline_dependencies WHERE depends_on = ${completedId})
+         AND t.status = 'blocked'
+         AND NOT EXISTS (
+           SELECT 1 FROM pipeline_dependencies f JOIN errands d ON d.id = f.depends_on
+            WHERE f.target = t.id AND d.status <> 'completed')
+       ORDER BY t.id FOR UPDATE OF t`;
+    return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
+  }
+
+  override async pipelineErrands(id: string): Promise<ErrandRecord[]> {
+    const records = await super.pipelineErrands(id);
+    for (const record of records) this.seen(record);
+    return records;
+  }
+
+  async removePipeline(id: string): Promise<void> {
+    await this.sql`DELETE FROM pipeline_dependencies WHERE pipeline = ${id}`;
+    await this.sql`DELETE FROM pipelines WHERE id = ${id}`;
+  }
+
+  async settledBefore(before: number, limit: number): Promise<string[]> {
+    return ids(
+      await this.sql`SELECT id FROM pipelines WHERE finished < ${before}
+                      ORDER BY finished LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    );
+  }
+
+  async appendEvent(event: string, created: number, payload: string): Promise<void> {
+    // No place yet: the sequencer gives it one once this transaction has committed.
+    await this.sql`INSERT INTO events (event, created, payload) VALUES (${event}, ${created}, ${payload})`;
+    this.eventsAppended = true;
+  }
+
+  async pruneEvents(before: number, limit: number): Promise<number> {
+    // Placed events only, oldest place first: ids grow with time, as on SQLite.
+    const rows = await this.sql`
+      DELETE FROM events WHERE seq IN (
+        SELECT seq FROM events WHERE id IS NOT NULL AND created < ${before}
+         ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      RETURNING seq`;
+    return rows.length;
+  }
+
+  async idempotencyKey(key: string, since: number) {
+    const [row] = await this.sql`
+      SELECT request, response FROM idempotency_keys WHERE key = ${key} AND created >= ${since}`;
+    return row ? { request: row.request as string, response: row.response as string } : null;
+  }
+
+  async rememberKey(key: string, request: string, response: string, now: number): Promise<void> {
+    await this.sql`
+      INSERT INTO idempotency_keys (key, request, response, created)
+      VALUES (${key}, ${request}, ${response}, ${now})
+      ON CONFLICT (key) DO UPDATE
+        SET request = excluded.request, response = excluded.response, created = excluded.created`;
+  }
+
+  async pruneKeys(before: number, limit: number): Promise<number> {
+    const rows = await this.sql`
+      DELETE FROM idempotency_keys WHERE key IN (
+        SELECT key FROM idempotency_keys WHERE created < ${before}
+         ORDER BY created LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      RETURNING key`;
+    return rows.length;
+  }
+
+  async typeControl(type: string): Promise<TypeControlsRecord | null> {
+    const [row] = await this.sql`SELECT type, paused, concurrency FROM types WHERE type = ${type}`;
+    return row
+      ? {
+          type: row.type,
+          paused: row.paused === true,
+          concurrency: row.concurrency === null ? null : Number(row.concurrency),
+        }
+      : null;
+  }
+
+  async setTypeControl(c: TypeControlsRecord): Promise<void> {
+    await this.sql`
+      INSERT INTO types (type, paused, concurrency) VALUES (${c.type}, ${c.paused}, ${c.concurrency})
+      ON CONFLICT (type) DO UPDATE SET paused = excluded.paused, concurrency = excluded.concurrency`;
+  }
+
+  async probe(now: number): Promise<void> {
+    await this.sql`
+      INSERT INTO write_probe (id, at) VALUES (1, ${now})
+      ON CONFLICT (id) DO UPDATE SET at = excluded.at`;
+  }
+}
