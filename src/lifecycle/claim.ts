@@ -32,7 +32,8 @@ export function claim(errand: ErrandRecord, now: number): Transition {
  * the queue as if never claimed, or null when the errand has moved on since.
  */
 export function release(errand: ErrandRecord, attempt: number, now: number): Transition | null {
-  if (errand.status !== "active" || errand.attempts !== attempt) return null;
+  // Attempt 0 was never claimed (a bulk update can make an errand active without a claim).
+  if (errand.status !== "active" || errand.attempts !== attempt || attempt < 1) return null;
   const attempts = errand.attempts - 1;
   return {
     errand: {
