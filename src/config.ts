@@ -9,8 +9,12 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export interface Config {
   hostname: string;
   port: number;
-  /** The SQLite file. */
+  /** The SQLite file, when no PostgreSQL database is named. */
   storage: string;
+  /** A PostgreSQL URL (postgres://…): the engine for several instances; null for SQLite. */
+  database: string | null;
+  /** Connections each instance keeps to PostgreSQL. */
+  poolSize: number;
   tokens: string[];
   corsOrigins: "*" | string[];
   maxBody: number;
@@ -41,6 +45,8 @@ interface Setting {
 export const SETTINGS = {
   port: { env: "ERRANDS_PORT", flag: "port", fallback: ":5555" },
   storage: { env: "ERRANDS_STORAGE", flag: "storage", fallback: "./data/" },
+  database: { env: "ERRANDS_DATABASE", flag: "database", fallback: "" },
+  poolSize: { env: "ERRANDS_POOL_SIZE", flag: "pool-size", fallback: "10" },
   token: { env: "ERRANDS_TOKEN", flag: "token", fallback: "" },
   corsOrigins: { env: "ERRANDS_CORS_ORIGINS", flag: "cors-origins", fallback: "*" },
   maxBody: { env: "ERRANDS_MAX_BODY", flag: "max-body", fallback: "1MiB" },
@@ -107,6 +113,16 @@ export function loadConfig(
   const storage = raw("storage");
   if (storage.trim() === "") fail("storage", "must name a directory or a file");
 
+  const database = raw("database").trim();
+  if (database !== "" && !/^postgres(ql)?:\/\/./.test(database)) {
+    fail("database", "must be a postgres:// URL");
+  }
+
+  const poolSize = wholeNumber(raw("poolSize"));
+  if (poolSize === null || poolSize < 1 || poolSize > 1000) {
+    fail("poolSize", "must be a whole number from 1 to 1000");
+  }
+
   const maxBody = parseBytes(raw("maxBody"));
   if (maxBody === null || maxBody < 1024) fail("maxBody", "must be a size of at least 1KiB");
 
@@ -142,6 +158,8 @@ export function loadConfig(
     hostname: listen?.hostname ?? "0.0.0.0",
     port: listen?.port ?? 5555,
     storage: resolveStorage(storage),
+    database: database === "" ? null : database,
+    poolSize: poolSize ?? 10,
     tokens: raw("token")
       .split(",")
       .map((t) => t.trim())

@@ -6,6 +6,8 @@ import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig, parseFlags, SETTINGS } from "./config.ts";
 import { BackupError, backup } from "./ops/backup.ts";
 import { createLogger } from "./ops/log.ts";
+import type { Driver } from "./store/driver.ts";
+import { PostgresDriver } from "./store/postgres/driver.ts";
 import { SqliteDriver } from "./store/sqlite/driver.ts";
 import { VERSION } from "./version.ts";
 
@@ -31,16 +33,34 @@ function configure(args: string[]): { config: Config; rest: string[] } {
   }
 }
 
-function serve(args: string[]): void {
+/** The engine the configuration names: PostgreSQL with ERRANDS_DATABASE, else SQLite. */
+async function openDriver(config: Config): Promise<Driver> {
+  if (config.database === null) {
+    try {
+      return new SqliteDriver(config.storage, { sync: config.sync });
+    } catch (error) {
+      die(`cannot open storage ${config.storage}: ${(error as Error).message}`, 2);
+    }
+  }
+  const driver = new PostgresDriver(config.database, { poolSize: config.poolSize });
+  try {
+    await driver.ready;
+  } catch (error) {
+    die(`cannot open database ${redact(config.database)}: ${(error as Error).message}`, 1);
+  }
+  return driver;
+}
+
+/** A database URL without its password, for the log. */
+function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@]*@/, "$1:***@");
+}
+
+async function serve(args: string[]): Promise<void> {
   const { config, rest } = configure(args);
   if (rest.length > 0) die(`unexpected argument ${rest[0]}`, 2);
   const logger = createLogger(config.logLevel);
-  let store: SqliteDriver;
-  try {
-    store = new SqliteDriver(config.storage, { sync: config.sync });
-  } catch (error) {
-    die(`cannot open storage ${config.storage}: ${(error as Error).message}`, 2);
-  }
+  const store = await openDriver(config);
   const { app, sweep, release } = createApp({ driver: store, clock: systemClock, config, logger });
   try {
     app.listen({
@@ -63,8 +83,9 @@ function serve(args: string[]): void {
     version: VERSION,
     hostname: config.hostname,
     port: app.server?.port,
-    storage: config.storage,
-    sync: config.sync,
+    ...(config.database === null
+      ? { storage: config.storage, sync: config.sync }
+      : { database: redact(config.database), poolSize: config.poolSize }),
     auth: config.tokens.length > 0,
   });
 
@@ -127,6 +148,12 @@ function serve(args: string[]): void {
 function runBackup(args: string[]): void {
   const { config, rest } = configure(args);
   const [target, extra] = rest;
+  if (config.database !== null) {
+    die(
+      "backup copies the SQLite file; with ERRANDS_DATABASE use PostgreSQL's own tools: pg_dump (a consistent copy while the server runs) or continuous archiving",
+      2,
+    );
+  }
   if (target === undefined || extra !== undefined) {
     die("usage: errands-server backup <new file> [--storage PATH]", 2);
   }
@@ -165,7 +192,7 @@ metrics at /metrics.
 const [command = "serve", ...args] = process.argv.slice(2);
 switch (command) {
   case "serve":
-    serve(args);
+    await serve(args);
     break;
   case "backup":
     runBackup(args);
@@ -181,7 +208,7 @@ switch (command) {
     break;
   default:
     if (command.startsWith("--")) {
-      serve([command, ...args]);
+      await serve([command, ...args]);
       break;
     }
     die(`unknown command ${command}; try errands-server help`, 2);

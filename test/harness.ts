@@ -1,4 +1,5 @@
-// Builds apps on real SQLite files in temp dirs, with a clock the test moves, and calls them
+// Builds apps on real SQLite files in temp dirs (or, with ERRANDS_TEST_DATABASE set, on a
+// real PostgreSQL, a schema of their own each), with a clock the test moves, and calls them
 // over app.handle exactly as a client would.
 
 import { afterEach } from "bun:test";
@@ -9,9 +10,23 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
+import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
 
+/** The whole suite on PostgreSQL instead of SQLite: ERRANDS_TEST_DATABASE=postgres://… */
+export const TEST_DATABASE = process.env.ERRANDS_TEST_DATABASE || null;
+/** Tests of what only the SQLite engine has (its files, group commit, fsync) skip on it. */
+export const onPostgres = TEST_DATABASE !== null;
+
 const dirs: string[] = [];
+const schemas = new Set<string>();
+
+/** The schema an app on `dir` uses on PostgreSQL: the same dir, the same schema (a restart). */
+function schemaFor(dir: string): string {
+  const schema = `errands_test_${Bun.hash(dir).toString(36)}`;
+  schemas.add(schema);
+  return schema;
+}
 
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "errands-test-"));
@@ -19,8 +34,18 @@ export function tempDir(): string {
   return dir;
 }
 
-export function removeTempDirs(): void {
+export async function removeTempDirs(): Promise<void> {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  if (TEST_DATABASE === null || schemas.size === 0) return;
+  const admin = new Bun.SQL(TEST_DATABASE, { max: 1 });
+  try {
+    for (const schema of [...schemas]) {
+      await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      schemas.delete(schema);
+    }
+  } finally {
+    await admin.close();
+  }
 }
 
 /** The file a descriptor of this process is open on, as Linux names it in /proc. */
@@ -36,6 +61,7 @@ export interface Answer {
 }
 
 export interface TestApp extends ReturnType<typeof createApp> {
+  /** The SQLite engine; on PostgreSQL runs the PostgreSQL one, and SQLite-only tests skip. */
   store: SqliteDriver;
   clock: ManualClock;
   config: Config;
@@ -46,7 +72,7 @@ export interface TestApp extends ReturnType<typeof createApp> {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<Answer>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export function testConfig(dir: string, env: Record<string, string> = {}): Config {
@@ -69,7 +95,13 @@ export function makeApp(
   const dir = options.dir ?? tempDir();
   const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
-  const store = new SqliteDriver(config.storage, { sync: config.sync, flush: options.flush });
+  const store =
+    TEST_DATABASE === null
+      ? new SqliteDriver(config.storage, { sync: config.sync, flush: options.flush })
+      : (new PostgresDriver(TEST_DATABASE, {
+          schema: schemaFor(dir),
+          poolSize: 4,
+        }) as unknown as SqliteDriver);
   const built = createApp({ driver: store, clock, config, logger: options.logger });
   const call = async (
     method: string,
@@ -105,9 +137,9 @@ export function appsPerTest(): (options?: Parameters<typeof makeApp>[0]) => Test
     for (const a of apps.splice(0)) {
       a.release();
       if (a.app.server) await a.app.stop(true);
-      a.close();
+      await a.close();
     }
-    removeTempDirs();
+    await removeTempDirs();
   });
   return (options = {}) => {
     const a = makeApp(options);
