@@ -17,7 +17,7 @@ import type {
   TypeControlsRecord,
 } from "../records.ts";
 import type { TypeCounts } from "./counts.ts";
-import { ErrandReads, ErrandWrites, toRecord } from "./errands.ts";
+import { ErrandReads, ErrandWrites, toRecord, toRow } from "./errands.ts";
 import { EventReads, EventWrites } from "./events.ts";
 import { PipelineReads, PipelineWrites, toPipelineRecord } from "./pipelines.ts";
 import { IdempotencySql, TypeReads, TypeWrites } from "./types.ts";
@@ -195,18 +195,7 @@ export class SqliteTx extends SqliteReads implements WriteTx {
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {
-    this.w.errandWrites.insert.run(
-      e.id,
-      e.name,
-      e.type,
-      e.status,
-      e.priority,
-      JSON.stringify(e.options),
-      e.data,
-      e.created,
-      e.runAt,
-      e.pipeline,
-    );
+    this.w.errandWrites.insert.run(toRow(e));
     this.counts.added(e.type, e.status);
     this.stored.set(e.id, e.status);
   }
@@ -288,6 +277,8 @@ export class SqliteTx extends SqliteReads implements WriteTx {
       p.deleteOnCompleted ? 1 : 0,
       p.status,
       p.started,
+      p.ended,
+      p.finished,
     );
   }
 
@@ -309,6 +300,11 @@ export class SqliteTx extends SqliteReads implements WriteTx {
       anyStarted: row?.started === 1,
       anyPending: row?.pending === 1,
     };
+  }
+
+  /** From the counts kept in memory: the table is written only at the group's COMMIT. */
+  override async countsByTypeAndStatus(): Promise<CountRow[]> {
+    return this.counts.rows();
   }
 
   override async pipelineErrands(id: string): Promise<ErrandRecord[]> {

@@ -8,6 +8,7 @@
 // drops them all. Claims check a type's concurrency against the count as of the open group.
 
 import type { Database, Statement } from "bun:sqlite";
+import type { CountRow } from "../records.ts";
 
 interface Change {
   type: string;
@@ -43,6 +44,18 @@ export class TypeCounts {
   count(type: string, status: string): number {
     const k = key(type, status);
     return (this.committed.get(k) ?? 0) + (this.pending.get(k)?.delta ?? 0);
+  }
+
+  /** Every count above zero, counting the open group's writes (a read inside a write). */
+  rows(): CountRow[] {
+    const rows: CountRow[] = [];
+    for (const k of new Set([...this.committed.keys(), ...this.pending.keys()])) {
+      const count = (this.committed.get(k) ?? 0) + (this.pending.get(k)?.delta ?? 0);
+      if (count <= 0) continue;
+      const cut = k.indexOf("\u0000");
+      rows.push({ type: k.slice(cut + 1), status: k.slice(0, cut), count });
+    }
+    return rows.sort((a, b) => compare(a.type, b.type) || compare(a.status, b.status));
   }
 
   added(type: string, status: string): void {
@@ -109,4 +122,8 @@ export class TypeCounts {
 
 function key(type: string, status: string): string {
   return `${status}\u0000${type}`;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -58,6 +58,31 @@ export function toRecord(row: ErrandRow): ErrandRecord {
   };
 }
 
+/** The row an errand is stored as. */
+export function toRow(e: ErrandRecord): ErrandRow {
+  return {
+    id: e.id,
+    name: e.name,
+    type: e.type,
+    status: e.status,
+    priority: e.priority,
+    options: JSON.stringify(e.options),
+    data: e.data,
+    results: e.results,
+    created: e.created,
+    progress: e.progress,
+    attempts: e.attempts,
+    started: e.started,
+    failed: e.failed,
+    completed: e.completed,
+    finished: e.finished,
+    ttl_deadline: e.ttlDeadline,
+    pipeline: e.pipeline,
+    run_at: e.runAt,
+    heartbeat_deadline: e.heartbeatDeadline,
+  };
+}
+
 /** The statements every connection needs: reading errands and their logs. */
 export class ErrandReads {
   readonly get;
@@ -111,24 +136,12 @@ export class ErrandWrites {
   readonly due;
 
   constructor(db: Database) {
-    this.insert = db.prepare<
-      unknown,
-      [
-        string,
-        string,
-        string,
-        string,
-        number,
-        string,
-        string | null,
-        number,
-        number | null,
-        string | null,
-      ]
-    >(
-      `INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at,
-         pipeline)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    // Every field, not only those a new errand sets: a record inserted reads back the same.
+    this.insert = db.prepare<unknown, [Record<keyof ErrandRow, string | number | null>]>(
+      `INSERT INTO errands (${COLUMNS})
+       VALUES ($id, $name, $type, $status, $priority, $options, $data, $results, $created,
+         $progress, $attempts, $started, $failed, $completed, $finished, $ttl_deadline,
+         $pipeline, $run_at, $heartbeat_deadline)`,
     );
     // The next errand of a type: the highest priority, then the oldest, on the errands_claim
     // index; none while the type is paused or has `concurrency` errands active, counted on

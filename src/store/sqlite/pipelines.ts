@@ -106,10 +106,10 @@ export class PipelineWrites extends PipelineReads {
 
   constructor(db: Database) {
     super(db);
-    this.insert = db.prepare<unknown, [string, string, number, string, number]>(
-      `INSERT INTO pipelines (id, name, delete_on_completed, status, started)
-       VALUES (?, ?, ?, ?, ?)`,
-    );
+    this.insert = db.prepare<
+      unknown,
+      [string, string, number, string, number, number | null, number | null]
+    >(`INSERT INTO pipelines (${PIPELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     // Repeated edges are dropped before this (graph.ts): the unique index would refuse them.
     this.insertDependency = db.prepare<unknown, [string, number, string, string]>(
       `INSERT INTO pipeline_dependencies (pipeline, position, target, depends_on)

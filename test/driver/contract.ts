@@ -1,0 +1,1591 @@
+// The driver contract: one suite that every storage engine passes, through the Driver
+// interface and the records alone (riverdrivertest's shape). An engine's test file calls
+// driverContract with a way to open it on a fresh, empty store.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { StorageUnavailable } from "../../src/errors.ts";
+import { newErrand } from "../../src/lifecycle/create.ts";
+import { type Driver, deleteInBatches, type Reads, type WriteTx } from "../../src/store/driver.ts";
+import type {
+  ErrandRecord,
+  LogEntry,
+  PipelineProgress,
+  PipelineRecord,
+  Status,
+} from "../../src/store/records.ts";
+
+/** A driver on a store of its own, and how to close it and drop that store. */
+export interface OpenedDriver {
+  driver: Driver;
+  /** Closes the driver (which a test may have closed already) and drops its store. */
+  close(): Promise<void>;
+}
+
+/** Ids as the server hands them out, UUIDv7 text: the order of n is the order of the ids. */
+const hex = (n: number) => n.toString(16).padStart(12, "0");
+const errandId = (n: number) => `01900000-0000-7000-8000-${hex(n)}`;
+const pipelineId = (n: number) => `01910000-0000-7000-8000-${hex(n)}`;
+
+/** A moment to count from (ms since the epoch), as the clock would give it. */
+const T0 = 1_700_000_000_000;
+
+/** Errand n, created at T0 + n, inactive, of type "t", with these fields changed. */
+function errand(n: number, fields: Partial<ErrandRecord> = {}): ErrandRecord {
+  const base = newErrand({ name: `e${n}`, type: "t" }, { id: errandId(n), now: T0 + n });
+  const priority = fields.priority ?? 0;
+  return { ...base, options: priority === 0 ? {} : { priority }, ...fields };
+}
+
+/** Errand n as a claim leaves it: active at its first attempt, started at T0 + 1000 + n. */
+function running(n: number, fields: Partial<ErrandRecord> = {}): ErrandRecord {
+  return errand(n, { status: "active", attempts: 1, started: T0 + 1000 + n, ...fields });
+}
+
+function pipeline(n: number, fields: Partial<PipelineRecord> = {}): PipelineRecord {
+  return {
+    id: pipelineId(n),
+    name: `p${n}`,
+    deleteOnCompleted: false,
+    status: "inactive",
+    started: T0 + n,
+    ended: null,
+    finished: null,
+    ...fields,
+  };
+}
+
+const line = (message: string, timestamp = T0): LogEntry => ({
+  severity: "INFO",
+  message,
+  timestamp,
+});
+
+async function insert(driver: Driver, ...records: ErrandRecord[]): Promise<void> {
+  await driver.write(async (tx) => {
+    for (const record of records) await tx.insertErrand(record);
+  });
+}
+
+async function save(driver: Driver, ...records: ErrandRecord[]): Promise<void> {
+  await driver.write(async (tx) => {
+    for (const record of records) await tx.saveErrand(record);
+  });
+}
+
+/** Claims the next errand of a type as the service does: the errand made active, its id. */
+async function claimIn(tx: WriteTx, type: string): Promise<string | null> {
+  const next = await tx.nextClaimable(type);
+  if (next === null) return null;
+  await tx.saveErrand({
+    ...next,
+    status: "active",
+    attempts: next.attempts + 1,
+    started: T0 + 5000,
+  });
+  return next.id;
+}
+
+const claim = (driver: Driver, type = "t") => driver.write((tx) => claimIn(tx, type));
+
+/** Claims every errand of a type there is, one write each: the ids in the order taken. */
+async function claimAll(driver: Driver, type = "t"): Promise<string[]> {
+  const taken: string[] = [];
+  for (let id = await claim(driver, type); id !== null; id = await claim(driver, type)) {
+    taken.push(id);
+  }
+  return taken;
+}
+
+/** The counts by type and status as {"type/status": n}; a row of 0 would show as such. */
+async function counts(reads: Reads): Promise<Record<string, number>> {
+  const rows = await reads.countsByTypeAndStatus();
+  return Object.fromEntries(rows.map((row) => [`${row.type}/${row.status}`, row.count]));
+}
+
+const byType = <R extends { type: string }>(rows: R[]) =>
+  [...rows].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+
+const sorted = (ids: string[]) => [...ids].sort();
+
+const ids = <I>(records: Array<{ id: I }>) => records.map((r) => r.id);
+
+export function driverContract(name: string, open: () => Promise<OpenedDriver>): void {
+  describe(`driver contract: ${name}`, () => {
+    const opened: OpenedDriver[] = [];
+    afterEach(async () => {
+      for (const o of opened.splice(0)) await o.close();
+    });
+
+    /** A driver on a fresh, empty store, closed after the test. */
+    async function fresh(): Promise<Driver> {
+      const o = await open();
+      opened.push(o);
+      return o.driver;
+    }
+
+    describe("writes", () => {
+      test("a write's changes are visible to reads only after it settles", async () => {
+        const driver = await fresh();
+        const e = errand(1);
+        const seenInside = await driver.write(async (tx) => {
+          await tx.insertErrand(e);
+          await tx.appendLog(e.id, line("hello"));
+          await tx.appendEvent("created", T0, "{}");
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
+          // Reads outside the transaction, while it is open: they never wait on a write.
+          const r = driver.reads;
+          return {
+            errand: await r.errand(e.id),
+            logs: await r.logs(e.id),
+            page: await r.errandPage(null, "", 10),
+            events: await r.eventsAfter(0, 10),
+            counts: await counts(r),
+            controls: await r.typeControls(),
+          };
+        });
+        expect(seenInside).toEqual({
+          errand: null,
+          logs: [],
+          page: [],
+          events: [],
+          counts: {},
+          controls: [],
+        });
+        const r = driver.reads;
+        expect(await r.errand(e.id)).toEqual(e);
+        expect(await r.logs(e.id)).toEqual([line("hello")]);
+        expect(ids(await r.errandPage(null, "", 10))).toEqual([e.id]);
+        expect((await r.eventsAfter(0, 10)).map((x) => x.event)).toEqual(["created"]);
+        expect(await counts(r)).toEqual({ "t/inactive": 1 });
+        expect(await r.typeControls()).toEqual([{ type: "t", paused: true, concurrency: null }]);
+      });
+
+      test("reads inside a write see its own changes", async () => {
+        const driver = await fresh();
+        const p = pipeline(1);
+        const a = errand(1, { pipeline: p.id, status: "completed", results: '{"n":1}' });
+        const b = errand(2, { pipeline: p.id, status: "blocked" });
+        const c = errand(3, { type: "u" });
+        const seen = await driver.write(async (tx) => {
+          await tx.insertPipeline(p);
+          await tx.insertErrand(a);
+          await tx.insertErrand(b);
+          await tx.insertErrand(c);
+          await tx.insertDependencies(p.id, [[b.id, a.id]]);
+          await tx.appendLog(c.id, line("one"));
+          await tx.setTypeControl({ type: "u", paused: false, concurrency: 4 });
+          await tx.rememberKey("k", "req", "res", T0);
+          const id = await tx.appendEvent("created", T0, '{"n":1}');
+          return {
+            id,
+            errand: await tx.errand(c.id),
+            locked: await tx.lockErrand(c.id),
+            logs: await tx.logs(c.id),
+            logsOf: (await tx.logsOf([c.id])).get(c.id),
+            page: ids(await tx.errandPage(null, "", 10)),
+            byType: ids(await tx.errandPage({ key: "type", value: "u" }, "", 10)),
+            pipeline: await tx.pipeline(p.id),
+            pipelines: ids(await tx.pipelinePage(undefined, "", 10)),
+            pipelineErrands: ids(await tx.pipelineErrands(p.id)),
+            dependencies: await tx.dependencies(p.id),
+            dependencyResults: await tx.dependencyResults(b.id),
+            counts: await counts(tx),
+            controls: await tx.typeControls(),
+            control: await tx.typeControl("u"),
+            oldestWaiting: await tx.oldestWaiting("u"),
+            events: await tx.eventsAfter(0, 10),
+            bounds: await tx.eventBounds(),
+            key: await tx.idempotencyKey("k", T0),
+          };
+        });
+        expect(seen).toEqual({
+          id: seen.id,
+          errand: c,
+          locked: c,
+          logs: [line("one")],
+          logsOf: [line("one")],
+          page: [a.id, b.id, c.id],
+          byType: [c.id],
+          pipeline: p,
+          pipelines: [p.id],
+          pipelineErrands: [a.id, b.id],
+          dependencies: [{ target: "e2", dependsOn: "e1" }],
+          dependencyResults: [{ name: "e1", results: '{"n":1}' }],
+          counts: { "t/completed": 1, "t/blocked": 1, "u/inactive": 1 },
+          controls: [{ type: "u", paused: false, concurrency: 4 }],
+          control: { type: "u", paused: false, concurrency: 4 },
+          oldestWaiting: c.created,
+          events: [{ id: seen.id, event: "created", payload: '{"n":1}' }],
+          bounds: { oldest: seen.id, newest: seen.id },
+          key: { request: "req", response: "res" },
+        });
+      });
+
+      test("a write whose function throws leaves nothing and rejects with its error", async () => {
+        const driver = await fresh();
+        const x = errand(1);
+        const eventId = await driver.write(async (tx) => {
+          await tx.insertErrand(x);
+          await tx.appendLog(x.id, line("kept"));
+          await tx.setTypeControl({ type: "t", paused: false, concurrency: 3 });
+          return tx.appendEvent("created", T0, "{}");
+        });
+        const before = {
+          counts: await counts(driver.reads),
+          controls: await driver.reads.typeControls(),
+        };
+        const boom = new Error("boom");
+        const y = errand(2, { type: "u" });
+        const p = pipeline(1);
+        const z = errand(3, { pipeline: p.id, status: "blocked" });
+        const failed = driver.write(async (tx) => {
+          await tx.insertErrand(y);
+          await tx.appendLog(y.id, line("lost"));
+          const locked = await tx.lockErrand(x.id);
+          if (locked) await tx.saveErrand({ ...locked, status: "active", attempts: 1 });
+          await tx.appendLog(x.id, line("lost"));
+          await tx.extendHeartbeat(x.id, T0 + 99);
+          await tx.appendEvent("updated", T0 + 1, "{}");
+          await tx.rememberKey("k", "req", "res", T0);
+          await tx.insertPipeline(p);
+          await tx.insertErrand(z);
+          await tx.insertDependencies(p.id, [[z.id, y.id]]);
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
+          await tx.setTypeControl({ type: "u", paused: true, concurrency: 1 });
+          throw boom;
+        });
+        await expect(failed).rejects.toBe(boom);
+        const r = driver.reads;
+        expect(await r.errand(x.id)).toEqual(x);
+        expect(await r.logs(x.id)).toEqual([line("kept")]);
+        expect(await r.errand(y.id)).toBeNull();
+        expect(await r.errand(z.id)).toBeNull();
+        expect(await r.logs(y.id)).toEqual([]);
+        expect(ids(await r.eventsAfter(0, 10))).toEqual([eventId]);
+        expect(await r.pipeline(p.id)).toBeNull();
+        expect(await r.pipelinePage(undefined, "", 10)).toEqual([]);
+        expect(await r.dependencies(p.id)).toEqual([]);
+        expect(await r.typeControls()).toEqual(before.controls);
+        expect(await counts(r)).toEqual(before.counts);
+        expect(await driver.write((tx) => tx.idempotencyKey("k", 0))).toBeNull();
+      });
+
+      test("a write that fails leaves the writes that ran beside it", async () => {
+        const driver = await fresh();
+        const boom = new Error("boom");
+        const results = await Promise.allSettled([
+          insert(driver, errand(1)),
+          driver.write(async (tx) => {
+            await tx.insertErrand(errand(2));
+            await tx.appendEvent("created", T0, "{}");
+            throw boom;
+          }),
+          driver.write(async (tx) => {
+            await tx.insertErrand(errand(3, { type: "u" }));
+            await tx.appendEvent("created", T0, '"kept"');
+          }),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        expect(ids(await driver.reads.errandPage(null, "", 10))).toEqual([
+          errandId(1),
+          errandId(3),
+        ]);
+        expect((await driver.reads.eventsAfter(0, 10)).map((e) => e.payload)).toEqual(['"kept"']);
+        expect(await counts(driver.reads)).toEqual({ "t/inactive": 1, "u/inactive": 1 });
+      });
+
+      test("afterCommit callbacks run after the commit, in order, and never for a failed write", async () => {
+        const driver = await fresh();
+        const e = errand(1);
+        const ran: string[] = [];
+        let readAfter: Promise<ErrandRecord | null> | null = null;
+        const ranInside = await driver.write(async (tx) => {
+          await tx.insertErrand(e);
+          tx.afterCommit(() => {
+            ran.push("first");
+            readAfter = driver.reads.errand(e.id);
+          });
+          tx.afterCommit(() => ran.push("second"));
+          return [...ran];
+        });
+        expect(ranInside).toEqual([]);
+        expect(ran).toEqual(["first", "second"]);
+        expect(await (readAfter as Promise<ErrandRecord | null> | null)).toEqual(e);
+
+        const boom = new Error("boom");
+        const failed = driver.write(async (tx) => {
+          tx.afterCommit(() => ran.push("failed"));
+          await tx.insertErrand(errand(2));
+          throw boom;
+        });
+        await expect(failed).rejects.toBe(boom);
+        // A write after it commits: the failed write's callbacks have had every chance to run.
+        await insert(driver, errand(3));
+        expect(ran).toEqual(["first", "second"]);
+      });
+
+      test("stage answers the result before it is durable, and durable resolves once it is", async () => {
+        const driver = await fresh();
+        const e = errand(1);
+        let committed = false;
+        const staged = await driver.stage(async (tx) => {
+          await tx.insertErrand(e);
+          tx.afterCommit(() => {
+            committed = true;
+          });
+          return "taken";
+        });
+        expect(staged.result).toBe("taken");
+        expect(Bun.peek.status(staged.durable)).toBe("pending");
+        expect(committed).toBe(false);
+        await staged.durable;
+        expect(committed).toBe(true);
+        expect(await driver.reads.errand(e.id)).toEqual(e);
+      });
+
+      test("stage rejects with the error of a function that throws, keeping nothing", async () => {
+        const driver = await fresh();
+        const boom = new Error("boom");
+        const staged = driver.stage(async (tx) => {
+          await tx.insertErrand(errand(1));
+          throw boom;
+        });
+        await expect(staged).rejects.toBe(boom);
+        await insert(driver, errand(2));
+        expect(ids(await driver.reads.errandPage(null, "", 10))).toEqual([errandId(2)]);
+      });
+
+      test("concurrent writes that lock the same errand never lose an update", async () => {
+        const driver = await fresh();
+        await insert(driver, running(1));
+        await Promise.all(
+          Array.from({ length: 10 }, () =>
+            driver.write(async (tx) => {
+              const e = await tx.lockErrand(errandId(1));
+              if (e) await tx.saveErrand({ ...e, progress: e.progress + 1 });
+            }),
+          ),
+        );
+        expect((await driver.reads.errand(errandId(1)))?.progress).toBe(10);
+      });
+    });
+
+    describe("errands", () => {
+      test("insertErrand keeps every field exactly, as lockErrand, errand and errandPage read it", async () => {
+        const driver = await fresh();
+        const p = pipeline(1);
+        const full: ErrandRecord = {
+          id: errandId(1),
+          name: "Process file 7 — é 😀",
+          type: "extract",
+          status: "active",
+          priority: -7,
+          options: {
+            ttl: 2.5,
+            retries: 3,
+            priority: -7,
+            deleteOnCompleted: true,
+            heartbeat: 30,
+            runAt: T0 + 10,
+            backoff: { type: "exponential", delay: 250 },
+          },
+          data: '{"z":1,"a":{"b":[1,2.5,null,"ü😀"]},"": true}',
+          results: '{"rows":42,"list":[]}',
+          created: T0 + 1,
+          progress: 37.5,
+          attempts: 3,
+          started: T0 + 2,
+          failed: T0 + 3,
+          completed: T0 + 4,
+          finished: T0 + 5,
+          ttlDeadline: Number.MAX_SAFE_INTEGER,
+          heartbeatDeadline: T0 + 6,
+          runAt: T0 + 7,
+          pipeline: p.id,
+        };
+        const bare: ErrandRecord = {
+          id: errandId(2),
+          name: "",
+          type: "t",
+          status: "blocked",
+          priority: 0,
+          options: {},
+          data: null,
+          results: null,
+          created: T0,
+          progress: 0,
+          attempts: 0,
+          started: null,
+          failed: null,
+          completed: null,
+          finished: null,
+          ttlDeadline: null,
+          heartbeatDeadline: null,
+          runAt: null,
+          pipeline: null,
+        };
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(p);
+          await tx.insertErrand(full);
+          await tx.insertErrand(bare);
+        });
+        for (const e of [full, bare]) {
+          expect(await driver.reads.errand(e.id)).toStrictEqual(e);
+          expect(await driver.write((tx) => tx.lockErrand(e.id))).toStrictEqual(e);
+          expect(await driver.write((tx) => tx.errand(e.id))).toStrictEqual(e);
+        }
+        expect(await driver.reads.errandPage(null, "", 10)).toStrictEqual([full, bare]);
+        expect(await driver.reads.pipelineErrands(p.id)).toStrictEqual([full]);
+        expect(await driver.reads.errand(errandId(3))).toBeNull();
+        expect(await driver.write((tx) => tx.lockErrand(errandId(3)))).toBeNull();
+      });
+
+      test("saveErrand writes back every field a rule changes", async () => {
+        const driver = await fresh();
+        const e = errand(1, { options: { ttl: 1, heartbeat: 10 }, data: '{"x":1}' });
+        await insert(driver, e);
+        const changed: ErrandRecord = {
+          ...e,
+          status: "completed",
+          progress: 99.25,
+          results: '{"b":2,"a":"é"}',
+          attempts: 4,
+          started: T0 + 10,
+          failed: T0 + 11,
+          completed: T0 + 12,
+          finished: T0 + 13,
+          ttlDeadline: T0 + 14,
+          heartbeatDeadline: T0 + 15,
+          runAt: T0 + 16,
+        };
+        await driver.write(async (tx) => {
+          const locked = await tx.lockErrand(e.id);
+          expect(locked).toStrictEqual(e);
+          await tx.saveErrand(changed);
+        });
+        expect(await driver.reads.errand(e.id)).toStrictEqual(changed);
+        const cleared: ErrandRecord = {
+          ...changed,
+          status: "inactive",
+          progress: 0,
+          results: null,
+          started: null,
+          failed: null,
+          completed: null,
+          finished: null,
+          ttlDeadline: null,
+          heartbeatDeadline: null,
+          runAt: null,
+        };
+        await save(driver, cleared);
+        expect(await driver.reads.errand(e.id)).toStrictEqual(cleared);
+      });
+
+      test("removeErrand deletes the errand and its logs, and no other's", async () => {
+        const driver = await fresh();
+        const [a, b] = [errand(1), errand(2)];
+        await driver.write(async (tx) => {
+          await tx.insertErrand(a);
+          await tx.insertErrand(b);
+          await tx.appendLog(a.id, line("a1"));
+          await tx.appendLog(a.id, line("a2"));
+          await tx.appendLog(b.id, line("b1"));
+        });
+        await driver.write(async (tx) => {
+          const locked = await tx.lockErrand(a.id);
+          if (locked) await tx.removeErrand(locked);
+          expect(await tx.errand(a.id)).toBeNull();
+        });
+        expect(await driver.reads.errand(a.id)).toBeNull();
+        expect(await driver.reads.logs(a.id)).toEqual([]);
+        expect(await driver.reads.errand(b.id)).toEqual(b);
+        expect(await driver.reads.logs(b.id)).toEqual([line("b1")]);
+        // An errand inserted and removed within one write leaves nothing either.
+        await driver.write(async (tx) => {
+          const c = errand(3);
+          await tx.insertErrand(c);
+          await tx.appendLog(c.id, line("c1"));
+          await tx.removeErrand(c);
+        });
+        expect(await driver.reads.errand(errandId(3))).toBeNull();
+        expect(await driver.reads.logs(errandId(3))).toEqual([]);
+        expect(await counts(driver.reads)).toEqual({ "t/inactive": 1 });
+      });
+
+      test("extendHeartbeat changes only the heartbeat deadline", async () => {
+        const driver = await fresh();
+        const e = running(1, {
+          options: { ttl: 5, heartbeat: 10 },
+          progress: 12.5,
+          ttlDeadline: T0 + 300_000,
+          heartbeatDeadline: T0 + 10_000,
+        });
+        const other = running(2, { heartbeatDeadline: T0 + 10_000 });
+        await driver.write(async (tx) => {
+          await tx.insertErrand(e);
+          await tx.insertErrand(other);
+          await tx.appendLog(e.id, line("Started!"));
+        });
+        await driver.write((tx) => tx.extendHeartbeat(e.id, T0 + 20_000));
+        expect(await driver.reads.errand(e.id)).toStrictEqual({
+          ...e,
+          heartbeatDeadline: T0 + 20_000,
+        });
+        expect(await driver.reads.logs(e.id)).toEqual([line("Started!")]);
+        expect(await driver.reads.errand(other.id)).toStrictEqual(other);
+      });
+    });
+
+    describe("claims", () => {
+      test("nextClaimable takes only inactive errands of the type asked", async () => {
+        const driver = await fresh();
+        const e = errand(2, { type: "wanted", options: { ttl: 1 }, data: '{"f":1}' });
+        await insert(driver, errand(1, { type: "other" }), e, errand(3, { type: "wanted2" }));
+        expect(await driver.write((tx) => tx.nextClaimable("wanted"))).toStrictEqual(e);
+        expect(await driver.write((tx) => tx.nextClaimable("missing"))).toBeNull();
+        expect(await claimAll(driver, "wanted")).toEqual([e.id]);
+        expect(await claimAll(driver, "other")).toEqual([errandId(1)]);
+      });
+
+      test("nextClaimable takes the highest priority first, then the oldest, then the lowest id", async () => {
+        const driver = await fresh();
+        // Inserted out of order: what comes first is the store's order, not insertion order.
+        await insert(
+          driver,
+          errand(1, { priority: 0, created: T0 + 100 }),
+          errand(2, { priority: -5, created: T0 }),
+          errand(3, { priority: 5, created: T0 + 300 }),
+          errand(7, { priority: 5, created: T0 + 200 }),
+          errand(6, { priority: 5, created: T0 + 200 }),
+          errand(4, { priority: 0, created: T0 + 50 }),
+          errand(5, { priority: 10, created: T0 + 900 }),
+        );
+        expect(await claimAll(driver)).toEqual([5, 6, 7, 3, 4, 1, 2].map(errandId));
+      });
+
+      test("nextClaimable never returns a scheduled, blocked, active, failed or completed errand", async () => {
+        const driver = await fresh();
+        const statuses: Status[] = ["scheduled", "blocked", "active", "failed", "completed"];
+        await insert(
+          driver,
+          ...statuses.map((status, i) =>
+            errand(i + 1, { status, priority: 100, created: T0 - 1000 }),
+          ),
+        );
+        expect(await driver.write((tx) => tx.nextClaimable("t"))).toBeNull();
+        await insert(driver, errand(10, { priority: -100 }));
+        expect(await claimAll(driver)).toEqual([errandId(10)]);
+      });
+
+      test("nextClaimable answers none while the type is paused, and again once resumed", async () => {
+        const driver = await fresh();
+        await insert(driver, errand(1), errand(2, { type: "u" }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: true, concurrency: null }),
+        );
+        expect(await driver.write((tx) => tx.nextClaimable("t"))).toBeNull();
+        expect(await claim(driver, "u")).toBe(errandId(2));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+        );
+        expect(await claim(driver, "t")).toBe(errandId(1));
+      });
+
+      test("nextClaimable answers none once `concurrency` errands of the type are active, and one when a slot frees", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          ...[1, 2, 3, 4].map((n) => errand(n)),
+          running(5, { type: "u" }),
+          errand(6, { type: "u" }),
+        );
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 2 }));
+        expect(await claim(driver)).toBe(errandId(1));
+        expect(await claim(driver)).toBe(errandId(2));
+        expect(await claim(driver)).toBeNull();
+        // Another type's active errands do not count against this one's limit.
+        expect(await claim(driver, "u")).toBe(errandId(6));
+        // One of the two finishes: a slot is free.
+        const first = await driver.reads.errand(errandId(1));
+        if (first) await save(driver, { ...first, status: "completed", finished: T0 + 6000 });
+        expect(await claim(driver)).toBe(errandId(3));
+        expect(await claim(driver)).toBeNull();
+        // Raising the limit frees slots; lifting it frees them all.
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 3 }));
+        expect(await claim(driver)).toBe(errandId(4));
+        await insert(driver, errand(7), errand(8));
+        expect(await claim(driver)).toBeNull();
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+        );
+        expect(await claimAll(driver)).toEqual([errandId(7), errandId(8)]);
+      });
+
+      test("errands a write made active count against the concurrency limit within that write", async () => {
+        const driver = await fresh();
+        await insert(driver, errand(1), errand(2), errand(3));
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 2 }));
+        const taken = await driver.write(async (tx) => [
+          await claimIn(tx, "t"),
+          await claimIn(tx, "t"),
+          await claimIn(tx, "t"),
+        ]);
+        expect(taken).toEqual([errandId(1), errandId(2), null]);
+      });
+
+      test("concurrent claims never take the same errand twice nor exceed the concurrency limit", async () => {
+        const driver = await fresh();
+        await insert(driver, ...[1, 2, 3].map((n) => errand(n)));
+        await insert(driver, ...[11, 12, 13, 14].map((n) => errand(n, { type: "limited" })));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "limited", paused: false, concurrency: 2 }),
+        );
+        const [free, limited] = await Promise.all([
+          Promise.all(Array.from({ length: 5 }, () => claim(driver, "t"))),
+          Promise.all(Array.from({ length: 5 }, () => claim(driver, "limited"))),
+        ]);
+        const freeTaken = free.filter((id): id is string => id !== null);
+        expect(sorted(freeTaken)).toEqual([1, 2, 3].map(errandId));
+        expect(limited.filter((id) => id !== null)).toHaveLength(2);
+        expect(new Set(limited.filter((id) => id !== null)).size).toBe(2);
+        expect(await counts(driver.reads)).toEqual({
+          "t/active": 3,
+          "limited/active": 2,
+          "limited/inactive": 2,
+        });
+      });
+    });
+
+    describe("logs", () => {
+      test("appendLog keeps entries in the order appended; logs reads them oldest first", async () => {
+        const driver = await fresh();
+        const e = errand(1);
+        const entries: LogEntry[] = [
+          { severity: "INFO", message: "Started!", timestamp: T0 + 5 },
+          { severity: "WARNING", message: "slow — é 😀", timestamp: T0 + 3 },
+          { severity: "ERROR", message: "", timestamp: T0 + 3 },
+        ];
+        await driver.write(async (tx) => {
+          await tx.insertErrand(e);
+          for (const entry of entries.slice(0, 2)) await tx.appendLog(e.id, entry);
+        });
+        await driver.write(async (tx) => tx.appendLog(e.id, entries[2] as LogEntry));
+        expect(await driver.reads.logs(e.id)).toEqual(entries);
+        expect(await driver.reads.logs(errandId(9))).toEqual([]);
+      });
+
+      test("keptLogs answers the newest `max` entries and deletes the older ones", async () => {
+        const driver = await fresh();
+        const e = errand(1);
+        const entries = [1, 2, 3, 4, 5].map((n) => line(`m${n}`, T0 + n));
+        await driver.write(async (tx) => {
+          await tx.insertErrand(e);
+          for (const entry of entries) await tx.appendLog(e.id, entry);
+        });
+        expect(await driver.write((tx) => tx.keptLogs(e.id, 10))).toEqual(entries);
+        expect(await driver.write((tx) => tx.keptLogs(e.id, 5))).toEqual(entries);
+        expect(await driver.reads.logs(e.id)).toEqual(entries);
+        expect(await driver.write((tx) => tx.keptLogs(e.id, 3))).toEqual(entries.slice(2));
+        expect(await driver.reads.logs(e.id)).toEqual(entries.slice(2));
+        // Appended and trimmed in one write, as the service does.
+        const kept = await driver.write(async (tx) => {
+          await tx.appendLog(e.id, line("m6", T0 + 6));
+          return tx.keptLogs(e.id, 2);
+        });
+        expect(kept).toEqual([line("m5", T0 + 5), line("m6", T0 + 6)]);
+        expect(await driver.reads.logs(e.id)).toEqual(kept);
+      });
+
+      test("logsOf reads the logs of many errands in one call, and nothing for an empty list", async () => {
+        const driver = await fresh();
+        const [a, b, c] = [errand(1), errand(2), errand(3)];
+        await driver.write(async (tx) => {
+          for (const e of [a, b, c]) await tx.insertErrand(e);
+          await tx.appendLog(b.id, line("b1", T0 + 1));
+          await tx.appendLog(a.id, line("a1", T0 + 2));
+          await tx.appendLog(b.id, line("b2", T0 + 3));
+          await tx.appendLog(a.id, line("a2", T0 + 4));
+          await tx.appendLog(c.id, line("c1", T0 + 5));
+        });
+        const logs = await driver.reads.logsOf([b.id, a.id, errandId(9)]);
+        expect(logs.get(a.id)).toEqual([line("a1", T0 + 2), line("a2", T0 + 4)]);
+        expect(logs.get(b.id)).toEqual([line("b1", T0 + 1), line("b2", T0 + 3)]);
+        expect(logs.get(errandId(9)) ?? []).toEqual([]);
+        expect(logs.has(c.id)).toBe(false);
+        expect((await driver.reads.logsOf([])).size).toBe(0);
+      });
+    });
+
+    describe("lists", () => {
+      test("errandPage lists errands in id order from `after`, at most `limit`", async () => {
+        const driver = await fresh();
+        // Inserted out of id order, created out of id order.
+        await insert(
+          driver,
+          errand(3, { created: T0 }),
+          errand(1, { created: T0 + 9 }),
+          errand(5),
+          errand(2),
+          errand(4),
+        );
+        const page = (after: string, limit: number) =>
+          driver.reads.errandPage(null, after, limit).then(ids);
+        expect(await page("", 10)).toEqual([1, 2, 3, 4, 5].map(errandId));
+        expect(await page("", 2)).toEqual([1, 2].map(errandId));
+        expect(await page(errandId(2), 2)).toEqual([3, 4].map(errandId));
+        expect(await page(errandId(4), 2)).toEqual([errandId(5)]);
+        expect(await page(errandId(5), 2)).toEqual([]);
+        // `after` need not be an id stored.
+        expect(await page(`${errandId(2)}0`, 10)).toEqual([3, 4, 5].map(errandId));
+      });
+
+      test("errandPage filters by status and by type", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          errand(1, { type: "a" }),
+          running(2, { type: "b" }),
+          errand(3, { type: "b" }),
+          running(4, { type: "a" }),
+          errand(5, { type: "a", status: "completed" }),
+          running(6, { type: "a" }),
+        );
+        const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
+          driver.reads.errandPage(filter, after, limit).then(ids);
+        const active = { key: "status", value: "active" } as const;
+        expect(await page(active)).toEqual([2, 4, 6].map(errandId));
+        expect(await page(active, errandId(2), 1)).toEqual([errandId(4)]);
+        expect(await page({ key: "status", value: "failed" })).toEqual([]);
+        expect(await page({ key: "status", value: "nonsense" })).toEqual([]);
+        const typeA = { key: "type", value: "a" } as const;
+        expect(await page(typeA)).toEqual([1, 4, 5, 6].map(errandId));
+        expect(await page(typeA, errandId(1), 2)).toEqual([4, 5].map(errandId));
+        expect(await page({ key: "type", value: "c" })).toEqual([]);
+        expect(await driver.reads.errandPage(active, "", 1)).toStrictEqual([
+          running(2, { type: "b" }),
+        ]);
+      });
+
+      test("errandIdsWhere answers every errand of a status or of a type", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          errand(1, { type: "a" }),
+          running(2, { type: "b" }),
+          errand(3, { type: "b" }),
+          running(4, { type: "a" }),
+        );
+        const where = (filter: Parameters<WriteTx["errandIdsWhere"]>[0]) =>
+          driver.write((tx) => tx.errandIdsWhere(filter)).then(sorted);
+        expect(await where({ key: "status", value: "active" })).toEqual([2, 4].map(errandId));
+        expect(await where({ key: "status", value: "inactive" })).toEqual([1, 3].map(errandId));
+        expect(await where({ key: "status", value: "failed" })).toEqual([]);
+        expect(await where({ key: "type", value: "a" })).toEqual([1, 4].map(errandId));
+        expect(await where({ key: "type", value: "c" })).toEqual([]);
+      });
+    });
+
+    describe("sweeps", () => {
+      test("dueIds answers scheduled errands whose time has come, soonest first, at most `limit`", async () => {
+        const driver = await fresh();
+        const now = T0 + 1000;
+        await insert(
+          driver,
+          errand(1, { status: "scheduled", runAt: now - 100 }),
+          errand(2, { status: "scheduled", runAt: now }),
+          errand(3, { status: "scheduled", runAt: now - 300 }),
+          errand(4, { status: "scheduled", runAt: now + 1 }),
+          // Blocked keeps its start time for when it is unblocked: never due while blocked.
+          errand(5, { status: "blocked", runAt: now - 500 }),
+          errand(6, { status: "inactive" }),
+        );
+        const due = (at: number, limit: number) => driver.write((tx) => tx.dueIds(at, limit));
+        expect(await due(now, 10)).toEqual([3, 1, 2].map(errandId));
+        expect(await due(now, 2)).toEqual([3, 1].map(errandId));
+        expect(await due(now - 301, 10)).toEqual([]);
+        expect(await due(now + 1, 10)).toEqual([3, 1, 2, 4].map(errandId));
+      });
+
+      test("overdueIds answers active errands past their TTL deadline, soonest first, at most `limit`", async () => {
+        const driver = await fresh();
+        const now = T0 + 1000;
+        await insert(
+          driver,
+          running(1, { ttlDeadline: now - 10 }),
+          running(2, { ttlDeadline: now }),
+          running(3, { ttlDeadline: now - 20 }),
+          running(4, { ttlDeadline: now + 1 }),
+          running(5, { ttlDeadline: Number.MAX_SAFE_INTEGER }),
+          running(6, { heartbeatDeadline: now - 100 }),
+          errand(7),
+        );
+        const overdue = (at: number, limit: number) =>
+          driver.write((tx) => tx.overdueIds(at, limit));
+        expect(await overdue(now, 10)).toEqual([3, 1, 2].map(errandId));
+        expect(await overdue(now, 1)).toEqual([errandId(3)]);
+        expect(await overdue(now - 21, 10)).toEqual([]);
+      });
+
+      test("silentIds answers active errands past their heartbeat deadline, soonest first, at most `limit`", async () => {
+        const driver = await fresh();
+        const now = T0 + 1000;
+        await insert(
+          driver,
+          running(1, { heartbeatDeadline: now }),
+          running(2, { heartbeatDeadline: now - 5 }),
+          running(3, { heartbeatDeadline: now + 1 }),
+          running(4, { heartbeatDeadline: now - 50 }),
+          running(5, { ttlDeadline: now - 100 }),
+          errand(6),
+        );
+        const silent = (at: number, limit: number) => driver.write((tx) => tx.silentIds(at, limit));
+        expect(await silent(now, 10)).toEqual([4, 2, 1].map(errandId));
+        expect(await silent(now, 2)).toEqual([4, 2].map(errandId));
+        expect(await silent(now - 51, 10)).toEqual([]);
+        // A heartbeat moves an errand out of the sweep.
+        await driver.write((tx) => tx.extendHeartbeat(errandId(4), now + 10_000));
+        expect(await silent(now, 10)).toEqual([2, 1].map(errandId));
+      });
+
+      test("finishedBefore answers finished errands outside pipelines, soonest first, at most `limit`", async () => {
+        const driver = await fresh();
+        const cutoff = T0 + 1000;
+        const p = pipeline(1, { status: "completed" });
+        await driver.write((tx) => tx.insertPipeline(p));
+        const done = (
+          n: number,
+          status: "completed" | "failed",
+          finished: number,
+          fields: Partial<ErrandRecord> = {},
+        ) =>
+          errand(n, {
+            status,
+            finished,
+            completed: status === "completed" ? finished : null,
+            failed: status === "failed" ? finished : null,
+            ...fields,
+          });
+        await insert(
+          driver,
+          done(1, "completed", cutoff - 10),
+          done(2, "failed", cutoff - 30),
+          done(3, "completed", cutoff),
+          done(4, "completed", cutoff - 500, { pipeline: p.id }),
+          done(5, "failed", cutoff - 20),
+          errand(6, { created: T0 - 5000 }),
+          running(7, { started: T0 - 5000 }),
+          done(8, "completed", cutoff + 10),
+        );
+        const finished = (before: number, limit: number) =>
+          driver.write((tx) => tx.finishedBefore(before, limit));
+        expect(await finished(cutoff, 10)).toEqual([2, 5, 1].map(errandId));
+        expect(await finished(cutoff, 2)).toEqual([2, 5].map(errandId));
+        expect(await finished(cutoff + 11, 10)).toEqual([2, 5, 1, 3, 8].map(errandId));
+        // Retried: no longer finished.
+        const retried = await driver.reads.errand(errandId(2));
+        if (retried) await save(driver, { ...retried, status: "inactive", finished: null });
+        expect(await finished(cutoff, 10)).toEqual([5, 1].map(errandId));
+      });
+    });
+
+    describe("pipelines", () => {
+      test("insertPipeline, pipeline and savePipeline keep every field", async () => {
+        const driver = await fresh();
+        const bare = pipeline(1, { name: "nightly — é 😀" });
+        const full = pipeline(2, {
+          deleteOnCompleted: true,
+          status: "completed",
+          ended: T0 + 50,
+          finished: T0 + 60,
+        });
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(bare);
+          await tx.insertPipeline(full);
+        });
+        expect(await driver.reads.pipeline(bare.id)).toStrictEqual(bare);
+        expect(await driver.reads.pipeline(full.id)).toStrictEqual(full);
+        expect(await driver.write((tx) => tx.pipeline(full.id))).toStrictEqual(full);
+        expect(await driver.reads.pipeline(pipelineId(9))).toBeNull();
+
+        const active = { ...bare, status: "active" } as const;
+        await driver.write((tx) => tx.savePipeline(active));
+        expect(await driver.reads.pipeline(bare.id)).toStrictEqual(active);
+        const completed = {
+          ...bare,
+          status: "completed",
+          ended: T0 + 70,
+          finished: T0 + 70,
+        } as const;
+        await driver.write((tx) => tx.savePipeline(completed));
+        expect(await driver.reads.pipeline(bare.id)).toStrictEqual(completed);
+        // An errand retried after it settled: active again, no longer finished.
+        const reopened = { ...completed, status: "active", finished: null } as const;
+        await driver.write((tx) => tx.savePipeline(reopened));
+        expect(await driver.reads.pipeline(bare.id)).toStrictEqual(reopened);
+      });
+
+      test("dependencies answers edges by errand names in the order sent; dependencyResults the names and results depended on", async () => {
+        const driver = await fresh();
+        const p = pipeline(1);
+        const q = pipeline(2);
+        const named = (n: number, name: string, fields: Partial<ErrandRecord> = {}) =>
+          errand(n, { name, pipeline: p.id, ...fields });
+        const fetch = named(1, "fetch", { status: "completed", results: '{"rows":3}' });
+        const parse = named(2, "parse", { status: "inactive" });
+        const merge = named(3, "merge", { status: "blocked" });
+        const report = named(4, "report", { status: "blocked" });
+        const other = errand(5, { name: "other", pipeline: q.id, status: "completed" });
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(p);
+          await tx.insertPipeline(q);
+          for (const e of [fetch, parse, merge, report, other]) await tx.insertErrand(e);
+          await tx.insertDependencies(p.id, [
+            [report.id, merge.id],
+            [merge.id, parse.id],
+            [merge.id, fetch.id],
+            [parse.id, fetch.id],
+          ]);
+          await tx.insertDependencies(q.id, []);
+        });
+        expect(await driver.reads.dependencies(p.id)).toEqual([
+          { target: "report", dependsOn: "merge" },
+          { target: "merge", dependsOn: "parse" },
+          { target: "merge", dependsOn: "fetch" },
+          { target: "parse", dependsOn: "fetch" },
+        ]);
+        expect(await driver.reads.dependencies(q.id)).toEqual([]);
+        const results = await driver.reads.dependencyResults(merge.id);
+        expect([...results].sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
+          { name: "fetch", results: '{"rows":3}' },
+          { name: "parse", results: null },
+        ]);
+        expect(await driver.reads.dependencyResults(fetch.id)).toEqual([]);
+        expect(ids(await driver.reads.pipelineErrands(p.id))).toEqual(
+          [fetch, parse, merge, report].map((e) => e.id),
+        );
+        expect(await driver.reads.pipelineErrands(pipelineId(9))).toEqual([]);
+      });
+
+      test("pipelineProgress flags failed, unfinished, started and pending errands", async () => {
+        const driver = await fresh();
+        const never = { started: null };
+        const cases: Array<[Array<Partial<ErrandRecord>>, PipelineProgress]> = [
+          [
+            [{ status: "inactive" }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: false, anyPending: true },
+          ],
+          [
+            [{ status: "blocked" }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: false, anyPending: false },
+          ],
+          [
+            [{ status: "scheduled" }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: false, anyPending: true },
+          ],
+          [
+            [{ status: "active", started: T0 }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: true, anyPending: true },
+          ],
+          [
+            [{ status: "completed", started: T0 }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: true, anyPending: false },
+          ],
+          // Completed by an operator without ever being claimed still counts as started.
+          [
+            [{ status: "completed", ...never }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: true, anyPending: false },
+          ],
+          // Back in the queue after a failed attempt: it has started.
+          [
+            [{ status: "inactive", started: T0, attempts: 1 }, { status: "blocked" }],
+            { anyFailed: false, anyUnfinished: true, anyStarted: true, anyPending: true },
+          ],
+          [
+            [
+              { status: "completed", started: T0 },
+              { status: "completed", started: T0 },
+            ],
+            { anyFailed: false, anyUnfinished: false, anyStarted: true, anyPending: false },
+          ],
+          [
+            [{ status: "failed", started: T0 }, { status: "blocked" }],
+            { anyFailed: true, anyUnfinished: true, anyStarted: true, anyPending: false },
+          ],
+          [
+            [{ status: "failed", ...never }, { status: "inactive" }],
+            { anyFailed: true, anyUnfinished: true, anyStarted: false, anyPending: true },
+          ],
+          [
+            [
+              { status: "failed", started: T0 },
+              { status: "active", started: T0 },
+            ],
+            { anyFailed: true, anyUnfinished: true, anyStarted: true, anyPending: true },
+          ],
+        ];
+        let n = 0;
+        await driver.write(async (tx) => {
+          for (const [i, [errands]] of cases.entries()) {
+            const p = pipeline(i + 1);
+            await tx.insertPipeline(p);
+            for (const fields of errands)
+              await tx.insertErrand(errand(++n, { ...fields, pipeline: p.id }));
+          }
+          // Another pipeline's errands never count.
+          await tx.insertPipeline(pipeline(99));
+          await tx.insertErrand(
+            errand(++n, { status: "failed", started: T0, pipeline: pipelineId(99) }),
+          );
+        });
+        const progress = await driver.write(async (tx) => {
+          const all: PipelineProgress[] = [];
+          for (const i of cases.keys()) all.push(await tx.pipelineProgress(pipelineId(i + 1)));
+          return all;
+        });
+        expect(progress).toEqual(cases.map(([, expected]) => expected));
+        // It follows a status change made in the same write.
+        const changed = await driver.write(async (tx) => {
+          const e = await tx.lockErrand(errandId(3));
+          if (e) await tx.saveErrand({ ...e, status: "inactive" });
+          return tx.pipelineProgress(pipelineId(2));
+        });
+        expect(changed).toEqual({
+          anyFailed: false,
+          anyUnfinished: true,
+          anyStarted: false,
+          anyPending: true,
+        });
+      });
+
+      test("unblockable answers exactly the blocked dependents whose dependencies have all completed", async () => {
+        const driver = await fresh();
+        const p = pipeline(1);
+        const q = pipeline(2);
+        const [a, b] = [errand(1, { pipeline: p.id }), errand(2, { pipeline: p.id })];
+        const c = errand(3, { pipeline: p.id, status: "blocked" }); // on a and b
+        const d = errand(4, { pipeline: p.id, status: "blocked", runAt: T0 + 9000 }); // on a
+        const e = errand(5, { pipeline: p.id, status: "inactive" }); // on a, not blocked
+        const f = errand(6, { pipeline: p.id, status: "blocked" }); // on b
+        const g = errand(7, { pipeline: p.id, status: "blocked" }); // on d
+        const x = errand(8, { pipeline: q.id, status: "blocked" }); // another pipeline, on its y
+        const y = errand(9, { pipeline: q.id });
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(p);
+          await tx.insertPipeline(q);
+          for (const r of [a, b, c, d, e, f, g, x, y]) await tx.insertErrand(r);
+          await tx.insertDependencies(p.id, [
+            [c.id, a.id],
+            [c.id, b.id],
+            [d.id, a.id],
+            [e.id, a.id],
+            [f.id, b.id],
+            [g.id, d.id],
+          ]);
+          await tx.insertDependencies(q.id, [[x.id, y.id]]);
+        });
+        const complete = (r: ErrandRecord) => save(driver, { ...r, status: "completed" });
+        const unblockable = (id: string) =>
+          driver
+            .write((tx) => tx.unblockable(id))
+            .then((rs) => [...rs].sort((l, r) => (l.id < r.id ? -1 : 1)));
+        expect(await unblockable(a.id)).toEqual([]);
+        await complete(a);
+        expect(await unblockable(a.id)).toStrictEqual([d]);
+        await complete(b);
+        expect(await unblockable(b.id)).toStrictEqual([c, f]);
+        expect(await unblockable(a.id)).toStrictEqual([c, d]);
+        // Unblocked: no longer blocked, so never answered again.
+        await save(driver, { ...c, status: "inactive" });
+        expect(await unblockable(a.id)).toStrictEqual([d]);
+        expect(await unblockable(y.id)).toEqual([]);
+      });
+
+      test("removePipeline deletes the pipeline and its edges, and no other's", async () => {
+        const driver = await fresh();
+        const [p, q] = [pipeline(1), pipeline(2)];
+        const [a, b] = [
+          errand(1, { pipeline: p.id }),
+          errand(2, { pipeline: p.id, status: "blocked" }),
+        ];
+        const [c, d] = [
+          errand(3, { pipeline: q.id }),
+          errand(4, { pipeline: q.id, status: "blocked" }),
+        ];
+        await driver.write(async (tx) => {
+          for (const x of [p, q]) await tx.insertPipeline(x);
+          for (const e of [a, b, c, d]) await tx.insertErrand(e);
+          await tx.insertDependencies(p.id, [[b.id, a.id]]);
+          await tx.insertDependencies(q.id, [[d.id, c.id]]);
+        });
+        await driver.write(async (tx) => {
+          for (const e of await tx.pipelineErrands(p.id)) await tx.removeErrand(e);
+          await tx.removePipeline(p.id);
+        });
+        expect(await driver.reads.pipeline(p.id)).toBeNull();
+        expect(await driver.reads.pipelineErrands(p.id)).toEqual([]);
+        expect(await driver.reads.dependencies(p.id)).toEqual([]);
+        expect(await driver.reads.dependencyResults(b.id)).toEqual([]);
+        expect(await driver.reads.pipelinePage(undefined, "", 10)).toStrictEqual([q]);
+        expect(await driver.reads.dependencies(q.id)).toEqual([{ target: "e4", dependsOn: "e3" }]);
+        expect(ids(await driver.reads.pipelineErrands(q.id))).toEqual([c.id, d.id]);
+        expect(await counts(driver.reads)).toEqual({ "t/inactive": 1, "t/blocked": 1 });
+      });
+
+      test("settledBefore answers pipelines settled before the cutoff, oldest first, at most `limit`", async () => {
+        const driver = await fresh();
+        const cutoff = T0 + 1000;
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(pipeline(1, { status: "completed", finished: cutoff - 10 }));
+          await tx.insertPipeline(pipeline(2, { status: "failed", finished: cutoff - 30 }));
+          await tx.insertPipeline(pipeline(3, { status: "completed", finished: cutoff }));
+          await tx.insertPipeline(pipeline(4, { status: "failed", finished: null }));
+          await tx.insertPipeline(pipeline(5, { status: "active" }));
+          await tx.insertPipeline(pipeline(6, { status: "completed", finished: cutoff - 20 }));
+        });
+        const settled = (before: number, limit: number) =>
+          driver.write((tx) => tx.settledBefore(before, limit));
+        expect(await settled(cutoff, 10)).toEqual([2, 6, 1].map(pipelineId));
+        expect(await settled(cutoff, 2)).toEqual([2, 6].map(pipelineId));
+        expect(await settled(cutoff + 1, 10)).toEqual([2, 6, 1, 3].map(pipelineId));
+        expect(await settled(cutoff - 30, 10)).toEqual([]);
+        // One of its errands retried: no longer settled.
+        const reopened = await driver.reads.pipeline(pipelineId(6));
+        if (reopened) {
+          await driver.write((tx) =>
+            tx.savePipeline({ ...reopened, status: "active", finished: null }),
+          );
+        }
+        expect(await settled(cutoff, 10)).toEqual([2, 1].map(pipelineId));
+      });
+
+      test("pipelinePage lists pipelines in id order from `after`, at most `limit`, of one status or all", async () => {
+        const driver = await fresh();
+        const all = [
+          pipeline(4, { status: "active" }),
+          pipeline(2, { status: "completed", ended: T0, finished: T0 }),
+          pipeline(5, { status: "active" }),
+          pipeline(1),
+          pipeline(3, { status: "active" }),
+        ];
+        await driver.write(async (tx) => {
+          for (const p of all) await tx.insertPipeline(p);
+        });
+        const page = (status: PipelineRecord["status"] | undefined, after = "", limit = 10) =>
+          driver.reads.pipelinePage(status, after, limit).then(ids);
+        expect(await page(undefined)).toEqual([1, 2, 3, 4, 5].map(pipelineId));
+        expect(await page(undefined, "", 2)).toEqual([1, 2].map(pipelineId));
+        expect(await page(undefined, pipelineId(2), 2)).toEqual([3, 4].map(pipelineId));
+        expect(await page(undefined, pipelineId(5), 2)).toEqual([]);
+        expect(await page("active")).toEqual([3, 4, 5].map(pipelineId));
+        expect(await page("active", pipelineId(3), 1)).toEqual([pipelineId(4)]);
+        expect(await page("inactive")).toEqual([pipelineId(1)]);
+        expect(await page("failed")).toEqual([]);
+        expect(await driver.reads.pipelinePage("completed", "", 10)).toStrictEqual(
+          all.filter((p) => p.status === "completed"),
+        );
+      });
+    });
+
+    describe("events", () => {
+      test("appendEvent hands out increasing ids, within a write and across writes", async () => {
+        const driver = await fresh();
+        const first = await driver.write(async (tx) => [
+          await tx.appendEvent("created", T0, "1"),
+          await tx.appendEvent("processing", T0, "2"),
+        ]);
+        const second = await driver.write(async (tx) => [
+          await tx.appendEvent("completed", T0, "3"),
+        ]);
+        const all = [...first, ...second];
+        for (let i = 1; i < all.length; i++) expect(all[i]).toBeGreaterThan(all[i - 1] as number);
+        expect(await driver.reads.eventsAfter(0, 10)).toEqual([
+          { id: all[0] as number, event: "created", payload: "1" },
+          { id: all[1] as number, event: "processing", payload: "2" },
+          { id: all[2] as number, event: "completed", payload: "3" },
+        ]);
+      });
+
+      test("eventsAfter pages through events in id order", async () => {
+        const driver = await fresh();
+        const evs = await driver.write(async (tx) => {
+          const out: number[] = [];
+          for (let i = 0; i < 5; i++) {
+            out.push(await tx.appendEvent("updated", T0 + i, `{"i":${i}}`));
+          }
+          return out;
+        });
+        const page = (after: number, limit: number) =>
+          driver.reads.eventsAfter(after, limit).then((rows) => rows.map((r) => r.id));
+        expect(await page(0, 2)).toEqual(evs.slice(0, 2));
+        expect(await page(evs[1] as number, 2)).toEqual(evs.slice(2, 4));
+        expect(await page(evs[3] as number, 2)).toEqual(evs.slice(4));
+        expect(await page(evs[4] as number, 2)).toEqual([]);
+        expect((await driver.reads.eventsAfter(evs[2] as number, 1))[0]?.payload).toBe('{"i":3}');
+      });
+
+      test("eventBounds answers no oldest and a newest of 0 on an empty store", async () => {
+        const driver = await fresh();
+        expect(await driver.reads.eventBounds()).toEqual({ oldest: null, newest: 0 });
+        expect(await driver.reads.eventsAfter(0, 10)).toEqual([]);
+        const id = await driver.write((tx) => tx.appendEvent("created", T0, "{}"));
+        expect(await driver.reads.eventBounds()).toEqual({ oldest: id, newest: id });
+      });
+
+      test("pruneEvents deletes only events created before the cutoff, at most `limit`, oldest first", async () => {
+        const driver = await fresh();
+        const evs = await driver.write(async (tx) => {
+          const out: number[] = [];
+          for (const at of [100, 200, 300, 400, 500])
+            out.push(await tx.appendEvent("updated", T0 + at, "{}"));
+          return out;
+        });
+        const prune = (before: number, limit: number) =>
+          driver.write((tx) => tx.pruneEvents(T0 + before, limit));
+        const left = () => driver.reads.eventsAfter(0, 10).then((rows) => rows.map((r) => r.id));
+        expect(await prune(100, 10)).toBe(0);
+        expect(await prune(350, 2)).toBe(2);
+        expect(await left()).toEqual(evs.slice(2));
+        expect(await prune(350, 10)).toBe(1);
+        expect(await left()).toEqual(evs.slice(3));
+        expect(await prune(350, 10)).toBe(0);
+        expect(await driver.reads.eventBounds()).toEqual({
+          oldest: evs[3] as number,
+          newest: evs[4] as number,
+        });
+      });
+
+      test("eventBounds keeps the newest id once every event is pruned, and ids go on from it", async () => {
+        const driver = await fresh();
+        const evs = await driver.write(async (tx) => [
+          await tx.appendEvent("created", T0, "{}"),
+          await tx.appendEvent("deleted", T0 + 1, "{}"),
+        ]);
+        expect(await driver.write((tx) => tx.pruneEvents(T0 + 2, 10))).toBe(2);
+        expect(await driver.reads.eventBounds()).toEqual({
+          oldest: null,
+          newest: evs[1] as number,
+        });
+        expect(await driver.reads.eventsAfter(0, 10)).toEqual([]);
+        const next = await driver.write((tx) => tx.appendEvent("created", T0 + 3, "{}"));
+        expect(next).toBeGreaterThan(evs[1] as number);
+        expect(await driver.reads.eventBounds()).toEqual({ oldest: next, newest: next });
+      });
+    });
+
+    describe("idempotency keys", () => {
+      test("idempotencyKey finds a remembered key only if it was created at or after `since`", async () => {
+        const driver = await fresh();
+        await driver.write((tx) => tx.rememberKey("k1", '{"body":1}', '{"id":"x"}', T0 + 100));
+        const find = (key: string, since: number) =>
+          driver.write((tx) => tx.idempotencyKey(key, T0 + since));
+        expect(await find("k1", 0)).toEqual({ request: '{"body":1}', response: '{"id":"x"}' });
+        expect(await find("k1", 100)).toEqual({ request: '{"body":1}', response: '{"id":"x"}' });
+        expect(await find("k1", 101)).toBeNull();
+        expect(await find("k2", 0)).toBeNull();
+        expect(await find("K1", 0)).toBeNull();
+      });
+
+      test("rememberKey replaces a key that has left the window", async () => {
+        const driver = await fresh();
+        await driver.write((tx) => tx.rememberKey("k", "old request", "old response", T0));
+        await driver.write(async (tx) => {
+          expect(await tx.idempotencyKey("k", T0 + 1)).toBeNull();
+          await tx.rememberKey("k", "new request", "new response", T0 + 10);
+        });
+        const found = await driver.write((tx) => tx.idempotencyKey("k", T0 + 1));
+        expect(found).toEqual({ request: "new request", response: "new response" });
+      });
+
+      test("pruneKeys deletes up to `limit` keys created before the cutoff, oldest first", async () => {
+        const driver = await fresh();
+        await driver.write(async (tx) => {
+          await tx.rememberKey("c", "r", "s", T0 + 300);
+          await tx.rememberKey("a", "r", "s", T0 + 100);
+          await tx.rememberKey("b", "r", "s", T0 + 200);
+        });
+        const kept = () =>
+          driver.write(async (tx) => {
+            const out: string[] = [];
+            for (const key of ["a", "b", "c"]) if (await tx.idempotencyKey(key, 0)) out.push(key);
+            return out;
+          });
+        expect(await driver.write((tx) => tx.pruneKeys(T0 + 100, 10))).toBe(0);
+        expect(await driver.write((tx) => tx.pruneKeys(T0 + 250, 1))).toBe(1);
+        expect(await kept()).toEqual(["b", "c"]);
+        expect(await driver.write((tx) => tx.pruneKeys(T0 + 250, 10))).toBe(1);
+        expect(await kept()).toEqual(["c"]);
+        expect(await driver.write((tx) => tx.pruneKeys(T0 + 301, 10))).toBe(1);
+        expect(await kept()).toEqual([]);
+      });
+    });
+
+    describe("types", () => {
+      test("setTypeControl stores a type's controls; typeControl and typeControls read them", async () => {
+        const driver = await fresh();
+        expect(await driver.reads.typeControls()).toEqual([]);
+        expect(await driver.write((tx) => tx.typeControl("t"))).toBeNull();
+        await driver.write(async (tx) => {
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
+          await tx.setTypeControl({ type: "s", paused: false, concurrency: 3 });
+        });
+        expect(await driver.write((tx) => tx.typeControl("t"))).toEqual({
+          type: "t",
+          paused: true,
+          concurrency: null,
+        });
+        expect(byType(await driver.reads.typeControls())).toEqual([
+          { type: "s", paused: false, concurrency: 3 },
+          { type: "t", paused: true, concurrency: null },
+        ]);
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 0 }));
+        expect(await driver.write((tx) => tx.typeControl("t"))).toEqual({
+          type: "t",
+          paused: false,
+          concurrency: 0,
+        });
+        expect(byType(await driver.reads.typeControls())).toEqual([
+          { type: "s", paused: false, concurrency: 3 },
+          { type: "t", paused: false, concurrency: 0 },
+        ]);
+      });
+
+      test("countsByTypeAndStatus follows inserts, status changes and removals, listing only counts above zero", async () => {
+        const driver = await fresh();
+        const r = driver.reads;
+        expect(await r.countsByTypeAndStatus()).toEqual([]);
+
+        await insert(driver, errand(1), errand(2), errand(3, { type: "u", status: "scheduled" }));
+        expect(await counts(r)).toEqual({ "t/inactive": 2, "u/scheduled": 1 });
+
+        // A claim: a status change of an errand read by nextClaimable.
+        await claim(driver);
+        expect(await counts(r)).toEqual({ "t/inactive": 1, "t/active": 1, "u/scheduled": 1 });
+
+        // A status change of an errand read by lockErrand, then by a plain read.
+        await driver.write(async (tx) => {
+          const e = await tx.lockErrand(errandId(1));
+          if (e) await tx.saveErrand({ ...e, status: "completed", finished: T0 + 10 });
+        });
+        expect(await counts(r)).toEqual({ "t/inactive": 1, "t/completed": 1, "u/scheduled": 1 });
+        await driver.write(async (tx) => {
+          const e = await tx.errand(errandId(3));
+          if (e) await tx.saveErrand({ ...e, status: "inactive", runAt: null });
+        });
+        expect(await counts(r)).toEqual({ "t/inactive": 1, "t/completed": 1, "u/inactive": 1 });
+
+        // A record read before the write it is saved in.
+        const stale = await r.errand(errandId(2));
+        if (stale) await save(driver, { ...stale, status: "failed", finished: T0 + 20 });
+        expect(await counts(r)).toEqual({ "t/failed": 1, "t/completed": 1, "u/inactive": 1 });
+
+        // Saved without a change of status, and saved twice in one write.
+        await driver.write(async (tx) => {
+          const e = await tx.lockErrand(errandId(3));
+          if (!e) return;
+          await tx.saveErrand({ ...e, progress: 5 });
+          await tx.saveErrand({ ...e, status: "active" });
+          await tx.saveErrand({ ...e, status: "failed" });
+        });
+        expect(await counts(r)).toEqual({ "t/failed": 1, "t/completed": 1, "u/failed": 1 });
+
+        // Removals, down to nothing.
+        await driver.write(async (tx) => {
+          const e = await tx.lockErrand(errandId(1));
+          if (e) await tx.removeErrand(e);
+        });
+        expect(await counts(r)).toEqual({ "t/failed": 1, "u/failed": 1 });
+        await driver.write(async (tx) => {
+          for (const id of await tx.errandIdsWhere({ key: "status", value: "failed" })) {
+            const e = await tx.lockErrand(id);
+            if (e) await tx.removeErrand(e);
+          }
+        });
+        expect(await r.countsByTypeAndStatus()).toEqual([]);
+      });
+
+      test("countsByTypeAndStatus follows a pipeline's errands as they are unblocked", async () => {
+        const driver = await fresh();
+        const p = pipeline(1);
+        const a = errand(1, { pipeline: p.id });
+        const b = errand(2, { pipeline: p.id, status: "blocked" });
+        await driver.write(async (tx) => {
+          await tx.insertPipeline(p);
+          await tx.insertErrand(a);
+          await tx.insertErrand(b);
+          await tx.insertDependencies(p.id, [[b.id, a.id]]);
+        });
+        await save(driver, { ...a, status: "completed" });
+        await driver.write(async (tx) => {
+          for (const e of await tx.unblockable(a.id))
+            await tx.saveErrand({ ...e, status: "inactive" });
+        });
+        expect(await counts(driver.reads)).toEqual({ "t/completed": 1, "t/inactive": 1 });
+        await driver.write(async (tx) => {
+          for (const e of await tx.pipelineErrands(p.id)) await tx.removeErrand(e);
+          await tx.removePipeline(p.id);
+        });
+        expect(await counts(driver.reads)).toEqual({});
+      });
+
+      test("a rolled-back write leaves countsByTypeAndStatus unchanged", async () => {
+        const driver = await fresh();
+        await insert(driver, errand(1), errand(2), running(3, { type: "u" }));
+        const before = await counts(driver.reads);
+        expect(before).toEqual({ "t/inactive": 2, "u/active": 1 });
+        const boom = new Error("boom");
+        const failed = driver.write(async (tx) => {
+          await tx.insertErrand(errand(4));
+          await tx.insertErrand(errand(5, { type: "v" }));
+          await claimIn(tx, "t");
+          const e = await tx.lockErrand(errandId(3));
+          if (e) await tx.removeErrand(e);
+          expect(await counts(tx)).toEqual({ "t/inactive": 2, "t/active": 1, "v/inactive": 1 });
+          throw boom;
+        });
+        await expect(failed).rejects.toBe(boom);
+        expect(await counts(driver.reads)).toEqual(before);
+        // Later writes count from what was kept.
+        await claim(driver);
+        expect(await counts(driver.reads)).toEqual({
+          "t/inactive": 1,
+          "t/active": 1,
+          "u/active": 1,
+        });
+      });
+
+      test("oldestWaiting answers when the longest-waiting inactive errand of a type was created", async () => {
+        const driver = await fresh();
+        expect(await driver.reads.oldestWaiting("t")).toBeNull();
+        await insert(
+          driver,
+          errand(1, { priority: 5, created: T0 + 300 }),
+          errand(2, { priority: -2, created: T0 + 50 }),
+          errand(3, { priority: 0, created: T0 + 100 }),
+          errand(4, { status: "scheduled", created: T0 }),
+          running(5, { created: T0 + 1 }),
+          errand(6, { type: "u", created: T0 + 2 }),
+        );
+        expect(await driver.reads.oldestWaiting("t")).toBe(T0 + 50);
+        expect(await driver.reads.oldestWaiting("u")).toBe(T0 + 2);
+        expect(await driver.reads.oldestWaiting("v")).toBeNull();
+        // Claimed in priority order: the oldest waits longest.
+        await claim(driver);
+        expect(await driver.reads.oldestWaiting("t")).toBe(T0 + 50);
+        await claim(driver);
+        expect(await driver.reads.oldestWaiting("t")).toBe(T0 + 50);
+        await claim(driver);
+        expect(await driver.reads.oldestWaiting("t")).toBeNull();
+      });
+    });
+
+    describe("health and closing", () => {
+      test("probe and ping succeed on an open store", async () => {
+        const driver = await fresh();
+        expect(driver.isOpen).toBe(true);
+        expect(driver.isClosing).toBe(false);
+        await driver.reads.ping();
+        await driver.write((tx) => tx.probe(T0));
+        await driver.write(async (tx) => {
+          await tx.probe(T0 + 1);
+          await tx.ping();
+        });
+        await insert(driver, errand(1));
+        await driver.reads.ping();
+      });
+
+      test("close finishes a write in flight; then writes and reads reject and isOpen is false", async () => {
+        const driver = await fresh();
+        const inFlight = insert(driver, errand(1));
+        const closed = driver.close();
+        expect(driver.isClosing).toBe(true);
+        await inFlight;
+        await closed;
+        expect(driver.isOpen).toBe(false);
+        const write = driver.write((tx) => tx.insertErrand(errand(2)));
+        await expect(write).rejects.toBeInstanceOf(StorageUnavailable);
+        const stage = driver.stage((tx) => tx.probe(T0));
+        await expect(stage).rejects.toBeInstanceOf(StorageUnavailable);
+        await expect(driver.reads.ping()).rejects.toBeInstanceOf(StorageUnavailable);
+        await expect(driver.reads.errand(errandId(1))).rejects.toBeInstanceOf(StorageUnavailable);
+      });
+    });
+
+    describe("deleteInBatches", () => {
+      /** n events created at T0 + 1 … T0 + n; answers their ids. */
+      const events = (driver: Driver, n: number) =>
+        driver.write(async (tx) => {
+          const out: number[] = [];
+          for (let i = 1; i <= n; i++) out.push(await tx.appendEvent("updated", T0 + i, "{}"));
+          return out;
+        });
+
+      test("deleteInBatches runs batches as separate writes until one deletes fewer", async () => {
+        const driver = await fresh();
+        const evs = await events(driver, 10);
+        // What each batch finds committed when it starts: the batches before it, on disk.
+        const oldestAtStart: Array<number | null> = [];
+        const deleted = await deleteInBatches(
+          driver,
+          async (tx, batch) => {
+            oldestAtStart.push((await driver.reads.eventBounds()).oldest);
+            return tx.pruneEvents(T0 + 100, batch);
+          },
+          3,
+        );
+        expect(deleted).toBe(10);
+        expect(oldestAtStart).toEqual([evs[0], evs[3], evs[6], evs[9]] as number[]);
+        expect(await driver.reads.eventsAfter(0, 100)).toEqual([]);
+
+        // A backlog that is a multiple of the batch ends with a batch that deletes none.
+        await events(driver, 6);
+        let calls = 0;
+        const again = await deleteInBatches(
+          driver,
+          (tx, batch) => {
+            calls++;
+            return tx.pruneEvents(T0 + 100, batch);
+          },
+          3,
+        );
+        expect([again, calls]).toEqual([6, 3]);
+      });
+
+      test("deleteInBatches stops after `rounds` batches, leaving the rest", async () => {
+        const driver = await fresh();
+        const evs = await events(driver, 10);
+        let calls = 0;
+        const deleted = await deleteInBatches(
+          driver,
+          (tx, batch) => {
+            calls++;
+            return tx.pruneEvents(T0 + 100, batch);
+          },
+          3,
+          2,
+        );
+        expect([deleted, calls]).toEqual([6, 2]);
+        const left = (await driver.reads.eventsAfter(0, 100)).map((e) => e.id);
+        expect(left).toEqual(evs.slice(6));
+      });
+
+      test("a batch that fails rejects, and the batches before it stay deleted", async () => {
+        const driver = await fresh();
+        const evs = await events(driver, 10);
+        const boom = new Error("boom");
+        let calls = 0;
+        const run = deleteInBatches(
+          driver,
+          async (tx, batch) => {
+            const n = await tx.pruneEvents(T0 + 100, batch);
+            if (++calls === 3) throw boom;
+            return n;
+          },
+          3,
+        );
+        await expect(run).rejects.toBe(boom);
+        const left = (await driver.reads.eventsAfter(0, 100)).map((e) => e.id);
+        expect(left).toEqual(evs.slice(6));
+      });
+    });
+  });
+}
