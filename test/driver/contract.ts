@@ -8,6 +8,7 @@ import { newErrand } from "../../src/lifecycle/create.ts";
 import { type Driver, deleteInBatches, type Reads, type WriteTx } from "../../src/store/driver.ts";
 import type {
   ErrandRecord,
+  EventRecord,
   LogEntry,
   PipelineProgress,
   PipelineRecord,
@@ -97,6 +98,21 @@ async function claimAll(driver: Driver, type = "t"): Promise<string[]> {
 }
 
 /** The counts by type and status as {"type/status": n}; a row of 0 would show as such. */
+/**
+ * The log once it holds at least `n` events (or after 5 s, as it is): an engine may place
+ * committed events in the log a moment after their commit.
+ */
+async function logged(driver: Driver, n: number): Promise<EventRecord[]> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const events = await driver.reads.eventsAfter(0, 1000);
+    if (events.length >= n || Date.now() > deadline) return events;
+    await Bun.sleep(5);
+  }
+}
+
+const eventIds = (events: EventRecord[]) => events.map((e) => e.id);
+
 async function counts(reads: Reads): Promise<Record<string, number>> {
   const rows = await reads.countsByTypeAndStatus();
   return Object.fromEntries(rows.map((row) => [`${row.type}/${row.status}`, row.count]));
@@ -155,7 +171,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await r.errand(e.id)).toEqual(e);
         expect(await r.logs(e.id)).toEqual([line("hello")]);
         expect(ids(await r.errandPage(null, "", 10))).toEqual([e.id]);
-        expect((await r.eventsAfter(0, 10)).map((x) => x.event)).toEqual(["created"]);
+        expect((await logged(driver, 1)).map((x) => x.event)).toEqual(["created"]);
         expect(await counts(r)).toEqual({ "t/inactive": 1 });
         expect(await r.typeControls()).toEqual([{ type: "t", paused: true, concurrency: null }]);
       });
@@ -175,9 +191,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           await tx.appendLog(c.id, line("one"));
           await tx.setTypeControl({ type: "u", paused: false, concurrency: 4 });
           await tx.rememberKey("k", "req", "res", T0);
-          const id = await tx.appendEvent("created", T0, '{"n":1}');
           return {
-            id,
             errand: await tx.errand(c.id),
             locked: await tx.lockErrand(c.id),
             logs: await tx.logs(c.id),
@@ -193,13 +207,10 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
             controls: await tx.typeControls(),
             control: await tx.typeControl("u"),
             oldestWaiting: await tx.oldestWaiting("u"),
-            events: await tx.eventsAfter(0, 10),
-            bounds: await tx.eventBounds(),
             key: await tx.idempotencyKey("k", T0),
           };
         });
         expect(seen).toEqual({
-          id: seen.id,
           errand: c,
           locked: c,
           logs: [line("one")],
@@ -215,8 +226,6 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           controls: [{ type: "u", paused: false, concurrency: 4 }],
           control: { type: "u", paused: false, concurrency: 4 },
           oldestWaiting: c.created,
-          events: [{ id: seen.id, event: "created", payload: '{"n":1}' }],
-          bounds: { oldest: seen.id, newest: seen.id },
           key: { request: "req", response: "res" },
         });
       });
@@ -224,12 +233,13 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
       test("a write whose function throws leaves nothing and rejects with its error", async () => {
         const driver = await fresh();
         const x = errand(1);
-        const eventId = await driver.write(async (tx) => {
+        await driver.write(async (tx) => {
           await tx.insertErrand(x);
           await tx.appendLog(x.id, line("kept"));
           await tx.setTypeControl({ type: "t", paused: false, concurrency: 3 });
-          return tx.appendEvent("created", T0, "{}");
+          await tx.appendEvent("created", T0, "{}");
         });
+        const eventId = (await logged(driver, 1))[0]?.id;
         const before = {
           counts: await counts(driver.reads),
           controls: await driver.reads.typeControls(),
@@ -261,7 +271,11 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await r.errand(y.id)).toBeNull();
         expect(await r.errand(z.id)).toBeNull();
         expect(await r.logs(y.id)).toEqual([]);
-        expect(ids(await r.eventsAfter(0, 10))).toEqual([eventId]);
+        // A later write's event reaches the log; the failed write's never does.
+        await driver.write((tx) => tx.appendEvent("created", T0 + 2, '"later"'));
+        const log = await logged(driver, 2);
+        expect(log.map((e) => e.payload)).toEqual(["{}", '"later"']);
+        expect(log[0]?.id).toBe(eventId as number);
         expect(await r.pipeline(p.id)).toBeNull();
         expect(await r.pipelinePage(undefined, "", 10)).toEqual([]);
         expect(await r.dependencies(p.id)).toEqual([]);
@@ -290,7 +304,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errandId(1),
           errandId(3),
         ]);
-        expect((await driver.reads.eventsAfter(0, 10)).map((e) => e.payload)).toEqual(['"kept"']);
+        expect((await logged(driver, 1)).map((e) => e.payload)).toEqual(['"kept"']);
         expect(await counts(driver.reads)).toEqual({ "t/inactive": 1, "u/inactive": 1 });
       });
 
@@ -1187,33 +1201,53 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
     });
 
     describe("events", () => {
-      test("appendEvent hands out increasing ids, within a write and across writes", async () => {
+      test("committed events are placed in the log in commit order, with increasing ids", async () => {
         const driver = await fresh();
-        const first = await driver.write(async (tx) => [
-          await tx.appendEvent("created", T0, "1"),
-          await tx.appendEvent("processing", T0, "2"),
+        await driver.write(async (tx) => {
+          await tx.appendEvent("created", T0, "1");
+          await tx.appendEvent("processing", T0, "2");
+        });
+        await driver.write((tx) => tx.appendEvent("completed", T0, "3"));
+        const all = await logged(driver, 3);
+        expect(all.map(({ event, payload }) => ({ event, payload }))).toEqual([
+          { event: "created", payload: "1" },
+          { event: "processing", payload: "2" },
+          { event: "completed", payload: "3" },
         ]);
-        const second = await driver.write(async (tx) => [
-          await tx.appendEvent("completed", T0, "3"),
-        ]);
-        const all = [...first, ...second];
-        for (let i = 1; i < all.length; i++) expect(all[i]).toBeGreaterThan(all[i - 1] as number);
-        expect(await driver.reads.eventsAfter(0, 10)).toEqual([
-          { id: all[0] as number, event: "created", payload: "1" },
-          { id: all[1] as number, event: "processing", payload: "2" },
-          { id: all[2] as number, event: "completed", payload: "3" },
-        ]);
+        for (let i = 1; i < all.length; i++) {
+          expect(all[i]?.id).toBeGreaterThan(all[i - 1]?.id as number);
+        }
+      });
+
+      test("onEvent hears each committed event once, in the log's order, never a failed write's", async () => {
+        const driver = await fresh();
+        const heard: EventRecord[] = [];
+        const stop = driver.onEvent(({ id, event, payload }) => heard.push({ id, event, payload }));
+        await driver.write(async (tx) => {
+          await tx.appendEvent("created", T0, "1");
+          await tx.appendEvent("processing", T0, "2");
+        });
+        await driver
+          .write(async (tx) => {
+            await tx.appendEvent("failed", T0, "lost");
+            throw new Error("boom");
+          })
+          .catch(() => {});
+        await driver.write((tx) => tx.appendEvent("completed", T0, "3"));
+        const log = await logged(driver, 3);
+        const deadline = Date.now() + 5000;
+        while (heard.length < 3 && Date.now() < deadline) await Bun.sleep(5);
+        stop();
+        expect(heard).toEqual(log);
+        expect(heard.map((e) => e.payload)).toEqual(["1", "2", "3"]);
       });
 
       test("eventsAfter pages through events in id order", async () => {
         const driver = await fresh();
-        const evs = await driver.write(async (tx) => {
-          const out: number[] = [];
-          for (let i = 0; i < 5; i++) {
-            out.push(await tx.appendEvent("updated", T0 + i, `{"i":${i}}`));
-          }
-          return out;
+        await driver.write(async (tx) => {
+          for (let i = 0; i < 5; i++) await tx.appendEvent("updated", T0 + i, `{"i":${i}}`);
         });
+        const evs = eventIds(await logged(driver, 5));
         const page = (after: number, limit: number) =>
           driver.reads.eventsAfter(after, limit).then((rows) => rows.map((r) => r.id));
         expect(await page(0, 2)).toEqual(evs.slice(0, 2));
@@ -1227,18 +1261,19 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         const driver = await fresh();
         expect(await driver.reads.eventBounds()).toEqual({ oldest: null, newest: 0 });
         expect(await driver.reads.eventsAfter(0, 10)).toEqual([]);
-        const id = await driver.write((tx) => tx.appendEvent("created", T0, "{}"));
+        await driver.write((tx) => tx.appendEvent("created", T0, "{}"));
+        const id = (await logged(driver, 1))[0]?.id as number;
         expect(await driver.reads.eventBounds()).toEqual({ oldest: id, newest: id });
       });
 
       test("pruneEvents deletes only events created before the cutoff, at most `limit`, oldest first", async () => {
         const driver = await fresh();
-        const evs = await driver.write(async (tx) => {
-          const out: number[] = [];
-          for (const at of [100, 200, 300, 400, 500])
-            out.push(await tx.appendEvent("updated", T0 + at, "{}"));
-          return out;
+        await driver.write(async (tx) => {
+          for (const at of [100, 200, 300, 400, 500]) {
+            await tx.appendEvent("updated", T0 + at, "{}");
+          }
         });
+        const evs = eventIds(await logged(driver, 5));
         const prune = (before: number, limit: number) =>
           driver.write((tx) => tx.pruneEvents(T0 + before, limit));
         const left = () => driver.reads.eventsAfter(0, 10).then((rows) => rows.map((r) => r.id));
@@ -1256,17 +1291,19 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
 
       test("eventBounds keeps the newest id once every event is pruned, and ids go on from it", async () => {
         const driver = await fresh();
-        const evs = await driver.write(async (tx) => [
-          await tx.appendEvent("created", T0, "{}"),
-          await tx.appendEvent("deleted", T0 + 1, "{}"),
-        ]);
+        await driver.write(async (tx) => {
+          await tx.appendEvent("created", T0, "{}");
+          await tx.appendEvent("deleted", T0 + 1, "{}");
+        });
+        const evs = eventIds(await logged(driver, 2));
         expect(await driver.write((tx) => tx.pruneEvents(T0 + 2, 10))).toBe(2);
         expect(await driver.reads.eventBounds()).toEqual({
           oldest: null,
           newest: evs[1] as number,
         });
         expect(await driver.reads.eventsAfter(0, 10)).toEqual([]);
-        const next = await driver.write((tx) => tx.appendEvent("created", T0 + 3, "{}"));
+        await driver.write((tx) => tx.appendEvent("created", T0 + 3, "{}"));
+        const next = (await logged(driver, 1))[0]?.id as number;
         expect(next).toBeGreaterThan(evs[1] as number);
         expect(await driver.reads.eventBounds()).toEqual({ oldest: next, newest: next });
       });
@@ -1512,12 +1549,12 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
 
     describe("deleteInBatches", () => {
       /** n events created at T0 + 1 … T0 + n; answers their ids. */
-      const events = (driver: Driver, n: number) =>
-        driver.write(async (tx) => {
-          const out: number[] = [];
-          for (let i = 1; i <= n; i++) out.push(await tx.appendEvent("updated", T0 + i, "{}"));
-          return out;
+      const events = async (driver: Driver, n: number) => {
+        await driver.write(async (tx) => {
+          for (let i = 1; i <= n; i++) await tx.appendEvent("updated", T0 + i, "{}");
         });
+        return eventIds(await logged(driver, n));
+      };
 
       test("deleteInBatches runs batches as separate writes until one deletes fewer", async () => {
         const driver = await fresh();

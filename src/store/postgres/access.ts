@@ -138,7 +138,10 @@ export class PgReads implements Reads {
       SELECT (SELECT name FROM errands WHERE id = d.target) AS target,
              (SELECT name FROM errands WHERE id = d.depends_on) AS "dependsOn"
         FROM pipeline_dependencies d WHERE d.pipeline = ${pipelineId} ORDER BY d.position`;
-    return rows.map((row: Row) => ({ target: row.target as string, dependsOn: row.dependsOn as string }));
+    return rows.map((row: Row) => ({
+      target: row.target as string,
+      dependsOn: row.dependsOn as string,
+    }));
   }
 
   async dependencyResults(errandId: string) {
@@ -146,7 +149,10 @@ export class PgReads implements Reads {
       SELECT name, results FROM errands
        WHERE id IN (SELECT depends_on FROM pipeline_dependencies WHERE target = ${errandId})
        ORDER BY id`;
-    return rows.map((row: Row) => ({ name: row.name as string, results: row.results as string | null }));
+    return rows.map((row: Row) => ({
+      name: row.name as string,
+      results: row.results as string | null,
+    }));
   }
 
   async countsByTypeAndStatus(): Promise<CountRow[]> {
@@ -442,7 +448,8 @@ export class PgTx extends PgReads implements WriteTx {
 
   async appendEvent(event: string, created: number, payload: string): Promise<void> {
     // No place yet: the sequencer gives it one once this transaction has committed.
-    await this.sql`INSERT INTO events (event, created, payload) VALUES (${event}, ${created}, ${payload})`;
+    await this
+      .sql`INSERT INTO events (event, created, payload) VALUES (${event}, ${created}, ${payload})`;
     this.eventsAppended = true;
   }
 
