@@ -189,27 +189,31 @@ metrics at /metrics.
 `;
 }
 
-const [command = "serve", ...args] = process.argv.slice(2);
-switch (command) {
-  case "serve":
-    await serve(args);
-    break;
-  case "backup":
-    runBackup(args);
-    break;
-  case "version":
-  case "--version":
-    process.stdout.write(`${VERSION}\n`);
-    break;
-  case "help":
-  case "--help":
-  case "-h":
-    process.stdout.write(help());
-    break;
-  default:
-    if (command.startsWith("--")) {
-      await serve([command, ...args]);
+async function main(): Promise<void> {
+  const [command = "serve", ...args] = process.argv.slice(2);
+  switch (command) {
+    case "serve":
+      await serve(args);
       break;
-    }
-    die(`unknown command ${command}; try errands-server help`, 2);
+    case "backup":
+      runBackup(args);
+      break;
+    case "version":
+    case "--version":
+      process.stdout.write(`${VERSION}\n`);
+      break;
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(help());
+      break;
+    default:
+      if (command.startsWith("--")) {
+        await serve([command, ...args]);
+        break;
+      }
+      die(`unknown command ${command}; try errands-server help`, 2);
+  }
 }
+
+void main();
