@@ -338,7 +338,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(ran).toEqual(["first", "second"]);
       });
 
-      test("stage answers the result before it is durable, and durable resolves once it is", async () => {
+      test("stage answers the result, and durable resolves once the write is durable and its afterCommit work done", async () => {
         const driver = await fresh();
         const e = errand(1);
         let committed = false;
@@ -350,8 +350,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           return "taken";
         });
         expect(staged.result).toBe("taken");
-        expect(Bun.peek.status(staged.durable)).toBe("pending");
-        expect(committed).toBe(false);
+        // SQLite answers before its fsync (test/durability.test.ts holds one back to show it);
+        // PostgreSQL once its commit returned. Either way, durable settles after the commit.
         await staged.durable;
         expect(committed).toBe(true);
         expect(await driver.reads.errand(e.id)).toEqual(e);

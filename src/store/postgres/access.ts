@@ -246,6 +246,32 @@ export class PgTx extends PgReads implements WriteTx {
     else this.deltas.set(key, { type, status, delta });
   }
 
+  /** The counts as this write leaves them: the stored ones and its own changes. */
+  override async countsByTypeAndStatus(): Promise<CountRow[]> {
+    const byKey = new Map<string, CountRow>();
+    for (const row of await super.countsByTypeAndStatus()) {
+      byKey.set(`${row.status}\u0000${row.type}`, { ...row });
+    }
+    for (const [key, change] of this.deltas) {
+      const row = byKey.get(key) ?? { type: change.type, status: change.status, count: 0 };
+      row.count += change.delta;
+      byKey.set(key, row);
+    }
+    return [...byKey.values()]
+      .filter((row) => row.count > 0)
+      .sort((a, b) =>
+        a.type < b.type
+          ? -1
+          : a.type > b.type
+            ? 1
+            : a.status < b.status
+              ? -1
+              : a.status > b.status
+                ? 1
+                : 0,
+      );
+  }
+
   /** Appends the count changes of this write; runs last, inside the transaction. */
   async flushCounts(): Promise<void> {
     const changes = [...this.deltas.values()].filter((c) => c.delta !== 0);
@@ -279,10 +305,13 @@ export class PgTx extends PgReads implements WriteTx {
 
   async insertErrand(e: ErrandRecord): Promise<void> {
     await this.sql`
-      INSERT INTO errands (id, name, type, status, priority, options, data, created, run_at,
-                           pipeline)
+      INSERT INTO errands (id, name, type, status, priority, options, data, results, created,
+                           progress, attempts, started, failed, completed, finished, ttl_deadline,
+                           heartbeat_deadline, run_at, pipeline)
       VALUES (${e.id}, ${e.name}, ${e.type}, ${e.status}, ${e.priority}, ${JSON.stringify(e.options)},
-              ${e.data}, ${e.created}, ${e.runAt}, ${e.pipeline})`;
+              ${e.data}, ${e.results}, ${e.created}, ${e.progress}, ${e.attempts}, ${e.started},
+              ${e.failed}, ${e.completed}, ${e.finished}, ${e.ttlDeadline},
+              ${e.heartbeatDeadline}, ${e.runAt}, ${e.pipeline})`;
     this.count(e.type, e.status, 1);
     this.stored.set(e.id, e.status);
   }
