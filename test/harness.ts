@@ -20,6 +20,18 @@ export const onPostgres = TEST_DATABASE !== null;
 
 const dirs: string[] = [];
 const schemas = new Set<string>();
+/** Every app made and not yet closed: each holds database connections until it is. */
+const open = new Set<TestApp>();
+
+// Whatever a test left open is closed after it (a PostgreSQL server has only so many
+// connections); closing twice is harmless.
+afterEach(async () => {
+  for (const a of [...open]) {
+    a.release();
+    if (a.app.server) await a.app.stop(true);
+    await a.close();
+  }
+});
 
 /** The schema an app on `dir` uses on PostgreSQL: the same dir, the same schema (a restart). */
 function schemaFor(dir: string): string {
@@ -124,7 +136,20 @@ export function makeApp(
     }
     return { status: res.status, body: parsed, headers: res.headers };
   };
-  return { ...built, store, clock, config, dir, call, close: () => store.close() };
+  const made: TestApp = {
+    ...built,
+    store,
+    clock,
+    config,
+    dir,
+    call,
+    close: () => {
+      open.delete(made);
+      return store.close();
+    },
+  };
+  open.add(made);
+  return made;
 }
 
 /**
