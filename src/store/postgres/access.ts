@@ -493,6 +493,9 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async idempotencyKey(key: string, since: number) {
+    // Writes with one key take turns to their commit: a retry waits for the first, then
+    // finds its answer, instead of both finding nothing and both creating.
+    await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands key ${key}`}, 0))`;
     const [row] = await this.sql`
       SELECT request, response FROM idempotency_keys WHERE key = ${key} AND created >= ${since}`;
     return row ? { request: row.request as string, response: row.response as string } : null;
