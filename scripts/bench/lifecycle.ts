@@ -4,7 +4,9 @@
 // HTTP client. With --scale N, also N errands stored: claim latency, RSS, size, list time.
 //
 // Usage: bun scripts/bench/lifecycle.ts [--n 20000] [--c 32] [--runs 3] [--sync full|normal]
-//        [--scale 1000000] [--skip-bullmq]
+//        [--scale 1000000] [--skip-bullmq] [--database postgres://… [--instances 3]]
+// With --database, the server runs on PostgreSQL (a database of its own, made and dropped
+// here), as --instances processes that the client spreads its connections over.
 // Needs redis-server on the PATH for the BullMQ part (Debian: apt-get install redis-server).
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -21,6 +23,8 @@ const RUNS = Number(flags.get("runs") ?? 3);
 const SYNC = flags.get("sync") ?? "full";
 const SCALE = Number(flags.get("scale") ?? 0);
 const SKIP_BULLMQ = flags.has("skip-bullmq");
+const DATABASE = flags.get("database") ?? null;
+const INSTANCES = Number(flags.get("instances") ?? 1);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -69,21 +73,52 @@ const post = (url: string, body?: unknown, method = "POST") =>
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 
+let databases = 0;
+
+/**
+ * The server under test: one process on SQLite in `dir`, or with --database INSTANCES
+ * processes on a PostgreSQL database of their own. `at(i)` spreads requests over them.
+ */
 async function startErrands(dir: string) {
-  const port = await freePort();
-  const proc = Bun.spawn([process.execPath, "src/main.ts"], {
-    env: {
+  let database: string | null = null;
+  let dropDatabase = async () => {};
+  if (DATABASE !== null) {
+    const name = `errands_bench_${process.pid}_${++databases}`;
+    const admin = new Bun.SQL(DATABASE, { max: 1 });
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    await admin.close();
+    const url = new URL(DATABASE);
+    url.pathname = `/${name}`;
+    database = url.toString();
+    dropDatabase = async () => {
+      const again = new Bun.SQL(DATABASE, { max: 1 });
+      await again.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await again.close();
+    };
+  }
+  const procs: ReturnType<typeof Bun.spawn>[] = [];
+  const bases: string[] = [];
+  for (let i = 0; i < (database === null ? 1 : INSTANCES); i++) {
+    const port = await freePort();
+    const env: Record<string, string | undefined> = {
       ...process.env,
       ERRANDS_PORT: `127.0.0.1:${port}`,
       ERRANDS_STORAGE: `${dir}/`,
       ERRANDS_SYNC: SYNC,
       ERRANDS_LOG_LEVEL: "error",
-    },
-    stdout: "ignore",
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitUp(`${base}/v1/errands/?limit=1`);
-  return { proc, base };
+    };
+    if (database !== null) env.ERRANDS_DATABASE = database;
+    procs.push(Bun.spawn([process.execPath, "src/main.ts"], { env, stdout: "ignore" }));
+    bases.push(`http://127.0.0.1:${port}`);
+    await waitUp(`${bases[i]}/v1/errands/?limit=1`);
+  }
+  const at = (i: number) => bases[i % bases.length] as string;
+  const stop = async () => {
+    for (const proc of procs) proc.kill("SIGTERM");
+    await Promise.all(procs.map((proc) => proc.exited));
+    await dropDatabase();
+  };
+  return { proc: procs[0] as ReturnType<typeof Bun.spawn>, base: at(0), at, stop, database };
 }
 
 async function claimComplete(base: string, type: string): Promise<boolean> {
@@ -101,7 +136,7 @@ async function claimComplete(base: string, type: string): Promise<boolean> {
 
 async function ours() {
   const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
-  const { proc, base } = await startErrands(dir);
+  const { at, stop } = await startErrands(dir);
   const create: number[] = [];
   const drain: number[] = [];
   const round: number[] = [];
@@ -109,11 +144,13 @@ async function ours() {
   for (let run = 0; run < RUNS; run++) {
     const type = `bench${run}`;
     const t1 = await pool(N, C, async (i) => {
-      await (await post(`${base}/v1/errands/`, { name: `e${i}`, type, data: { i } })).arrayBuffer();
+      await (
+        await post(`${at(i)}/v1/errands/`, { name: `e${i}`, type, data: { i } })
+      ).arrayBuffer();
       return true;
     });
     create.push(N / t1);
-    const t2 = await pool(N, C, () => claimComplete(base, type));
+    const t2 = await pool(N, C, (i) => claimComplete(at(i), type));
     drain.push(N / t2);
 
     // Round trip: half the connections produce, half claim and complete, at the same time.
@@ -121,10 +158,10 @@ async function ours() {
     const start = performance.now();
     await Promise.all([
       pool(N, C / 2, async (i) => {
-        await (await post(`${base}/v1/errands/`, { name: `r${i}`, type: rt })).arrayBuffer();
+        await (await post(`${at(i)}/v1/errands/`, { name: `r${i}`, type: rt })).arrayBuffer();
         return true;
       }),
-      pool(N, C / 2, () => claimComplete(base, rt)),
+      pool(N, C / 2, (i) => claimComplete(at(i), rt)),
     ]);
     round.push(N / ((performance.now() - start) / 1000));
 
@@ -134,10 +171,11 @@ async function ours() {
     let done = 0;
     await Promise.all([
       pool(N, C / 2, async (i) => {
-        await (await post(`${base}/v1/errands/`, { name: `n${i}`, type: rn })).arrayBuffer();
+        await (await post(`${at(i)}/v1/errands/`, { name: `n${i}`, type: rn })).arrayBuffer();
         return true;
       }),
-      ...Array.from({ length: C / 2 }, async () => {
+      ...Array.from({ length: C / 2 }, async (_, w) => {
+        const base = at(w);
         let current: string | null = null;
         while (done < N) {
           if (current === null) {
@@ -157,8 +195,7 @@ async function ours() {
     ]);
     roundNext.push(N / ((performance.now() - startNext) / 1000));
   }
-  proc.kill("SIGTERM");
-  await proc.exited;
+  await stop();
   rmSync(dir, { recursive: true, force: true });
   return {
     create: median(create),
@@ -245,7 +282,7 @@ async function claimLatency(base: string, type: string, count: number): Promise<
 
 async function scale(total: number) {
   const dir = mkdtempSync(join(tmpdir(), "errands-scale-"));
-  const { proc, base } = await startErrands(dir);
+  const { proc, base, stop, database } = await startErrands(dir);
   const batch = (n: number, type: string) =>
     post(`${base}/v1/errands/batch`, {
       errands: Array.from({ length: n }, (_, i) => ({ name: `s${i}`, type, data: { i } })),
@@ -264,9 +301,11 @@ async function scale(total: number) {
   const listed = await fetch(`${base}/v1/errands/`).then((r) => r.arrayBuffer());
   const listSeconds = (performance.now() - listStart) / 1000;
   const rss = rssMiB(proc.pid);
-  const bytes = readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
-  proc.kill("SIGTERM");
-  await proc.exited;
+  const bytes =
+    database === null
+      ? readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
+      : await databaseBytes(database);
+  await stop();
   rmSync(dir, { recursive: true, force: true });
   return {
     emptyLatency,
@@ -280,8 +319,17 @@ async function scale(total: number) {
   };
 }
 
+async function databaseBytes(url: string): Promise<number> {
+  const sql = new Bun.SQL(url, { max: 1 });
+  const [row] = await sql`SELECT pg_database_size(current_database())::float8 AS bytes`;
+  await sql.close();
+  return Number(row.bytes);
+}
+
 console.log(
-  `lifecycle: N=${N} errands, ${C} connections, median of ${RUNS} runs, ERRANDS_SYNC=${SYNC}`,
+  DATABASE === null
+    ? `lifecycle: N=${N} errands, ${C} connections, median of ${RUNS} runs, ERRANDS_SYNC=${SYNC}`
+    : `lifecycle: N=${N} errands, ${C} connections, median of ${RUNS} runs, PostgreSQL, ${INSTANCES} instance(s)`,
 );
 const o = await ours();
 console.log(`create                       ${fmt(o.create)} errands/s`);
