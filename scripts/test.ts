@@ -25,8 +25,10 @@ let failed = 0;
 
 async function run(label: string, cmd: string[], env: Record<string, string> = {}) {
   process.stdout.write(`\n== ${label}: ${cmd.join(" ")}\n`);
+  // The SQLite run must not inherit the PostgreSQL switch: each run names its own engine.
+  const { ERRANDS_TEST_DATABASE: _switch, ...inherited } = process.env;
   const proc = Bun.spawn(cmd, {
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdout: "pipe",
     stderr: "pipe",
   });
