@@ -68,6 +68,29 @@ describe("conventions", () => {
     app.close();
   });
 
+  test("a NUL character in a name, a log line, a type's controls or a path is kept as sent", async () => {
+    const app = makeApp();
+    // U+0000, and U+FFFF beside "0" and "1" (what PostgreSQL keeps U+0000 as).
+    const text = "n\u0000u\uFFFF0\uFFFF1l";
+    const made = await create(app, { name: text, type: "nul" });
+    expect(made.name).toBe(text);
+    expect((await get(app, made.id)).name).toBe(text);
+    expect((await app.call("POST", "/v1/errands/process/nul")).body.results.id).toBe(made.id);
+    const log = { severity: "INFO", message: text };
+    expect((await app.call("POST", `/v1/errand/${made.id}/log`, log)).status).toBe(200);
+    expect((await get(app, made.id)).logs.at(-1).message).toBe(text);
+    // A type a new errand may not have, but which claims, lists and controls take.
+    const type = encodeURIComponent(text);
+    const paused = await app.call("PUT", `/v1/types/${type}`, { paused: true });
+    expect(paused.body.results).toMatchObject({ type: text, paused: true });
+    const types = (await app.call("GET", "/v1/types")).body.results;
+    expect(types.find((t: { type: string }) => t.type === text)).toMatchObject({ paused: true });
+    expect((await app.call("GET", `/v1/errands/list/type/${type}`)).body.results).toEqual([]);
+    expectError(await app.call("POST", `/v1/errands/process/${type}`), 404);
+    expectError(await app.call("GET", "/v1/errand/a%00b"), 404);
+    app.close();
+  });
+
   test("every route answers the same with and without a trailing slash, with no redirect", async () => {
     const app = makeApp();
     const seen: Array<[string, string, Answer]> = [];

@@ -20,6 +20,41 @@ import type {
 
 type Row = Record<string, unknown>;
 
+/**
+ * PostgreSQL text cannot hold U+0000, which SQLite keeps and a client may send (in a name, a
+ * log line, an id in a path): without this, such a request failed with a 503. Every string
+ * goes in with U+0000 written as ESC "0" and ESC itself as ESC "1", and comes back decoded, so
+ * any string is stored, compared and answered exactly as sent; a string with neither is
+ * stored as it is.
+ */
+const ESC = "\uFFFF";
+const encodeText = (text: string): string =>
+  text.includes("\u0000") || text.includes(ESC)
+    ? text.replaceAll(ESC, `${ESC}1`).replaceAll("\u0000", `${ESC}0`)
+    : text;
+const decodeText = (text: string): string =>
+  text.replace(/\uFFFF([01])/g, (_, c: string) => (c === "0" ? "\u0000" : ESC));
+
+/** A query as the engine runs it: its string parameters encoded, its rows' strings decoded. */
+// biome-ignore lint/suspicious/noExplicitAny: rows are read field by field, as Bun's SQL types them
+type Query = (strings: TemplateStringsArray, ...values: unknown[]) => Promise<any>;
+
+function textSafe(sql: SQL): Query {
+  return async (strings, ...values) => {
+    const rows: Row[] = await sql(
+      strings,
+      ...values.map((value) => (typeof value === "string" ? encodeText(value) : value)),
+    );
+    for (const row of rows) {
+      for (const key in row) {
+        const value = row[key];
+        if (typeof value === "string" && value.includes(ESC)) row[key] = decodeText(value);
+      }
+    }
+    return rows;
+  };
+}
+
 /** int8 columns come back as text: every one we keep is a safe integer. */
 const num = (value: unknown): number => Number(value);
 const numOrNull = (value: unknown): number | null =>
@@ -70,7 +105,11 @@ const toLog = (row: Row): LogEntry => ({
 const ids = (rows: Row[]): string[] => rows.map((row) => row.id as string);
 
 export class PgReads implements Reads {
-  constructor(protected readonly sql: SQL) {}
+  protected readonly sql: Query;
+
+  constructor(sql: SQL) {
+    this.sql = textSafe(sql);
+  }
 
   async errand(id: string): Promise<ErrandRecord | null> {
     const [row] = await this.sql`SELECT * FROM errands WHERE id = ${id}`;
