@@ -497,9 +497,12 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   override async pipelineErrands(id: string): Promise<ErrandRecord[]> {
-    const records = await super.pipelineErrands(id);
-    for (const record of records) this.seen(record);
-    return records;
+    // Locked, as lockErrand locks: a pipeline being deleted read its errands unlocked, so a
+    // concurrent write to one of them (a log line, a claim) committed in between, leaving its
+    // log without its errand and the per-type counts off by the status it changed.
+    const rows = await this
+      .sql`SELECT * FROM errands WHERE pipeline = ${id} ORDER BY id FOR UPDATE`;
+    return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
   async removePipeline(id: string): Promise<void> {
