@@ -750,6 +750,39 @@ describe("clear", () => {
 });
 
 describe("pipeline status", () => {
+  test("errands completed at the same moment unblock their dependent and settle their pipeline", async () => {
+    const a = app();
+    // Ten rounds: where writes run concurrently (PostgreSQL), the two completions race.
+    for (let round = 0; round < 10; round++) {
+      const type = (name: string) => `race${round}-${name}`;
+      const p = await createPipeline(a, {
+        ...diamond(),
+        errands: ["A", "B", "C", "D"].map((name) => ({ name, type: type(name) })),
+      });
+      await run(a, type("A"));
+      const middle = [
+        (await claim(a, type("B"))).body.results,
+        (await claim(a, type("C"))).body.results,
+      ];
+      const done = await Promise.all(
+        middle.map((e) => a.call("PUT", `/v1/errand/${e.id}/completed`)),
+      );
+      expect(done.map((x) => x.status)).toEqual([200, 200]);
+      expect(byName(await pipeline(a, p.id)).D.status).toBe("inactive");
+
+      const pair = await createPipeline(a, {
+        name: "pair",
+        errands: ["X", "Y"].map((name) => ({ name, type: type(name) })),
+      });
+      const both = [
+        (await claim(a, type("X"))).body.results,
+        (await claim(a, type("Y"))).body.results,
+      ];
+      await Promise.all(both.map((e) => a.call("PUT", `/v1/errand/${e.id}/completed`)));
+      expect((await pipeline(a, pair.id)).status).toBe("completed");
+    }
+  });
+
   test("inactive, then active once an errand starts, then completed with endedMillis", async () => {
     const a = app();
     const p = await createPipeline(a, diamond());

@@ -466,7 +466,18 @@ export class PgTx extends PgReads implements WriteTx {
           AS e(position integer, target text, "dependsOn" text)`;
   }
 
+  /**
+   * Writes that decide from the statuses of a pipeline's errands (unblocking a dependent,
+   * settling the pipeline) take turns on it to their commit, so each reads the others'
+   * changes. Without it, two dependencies completed at once each saw the other unfinished:
+   * their dependent stayed blocked for good, or the pipeline active with every errand done.
+   */
+  private async pipelineTurn(id: string): Promise<void> {
+    await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands pipeline ${id}`}, 0))`;
+  }
+
   async pipelineProgress(id: string): Promise<PipelineProgress> {
+    await this.pipelineTurn(id);
     const [row] = await this.sql`
       SELECT
         EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id} AND status = 'failed') AS failed,
@@ -485,6 +496,8 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async unblockable(completedId: string): Promise<ErrandRecord[]> {
+    const [completed] = await this.sql`SELECT pipeline FROM errands WHERE id = ${completedId}`;
+    if (completed?.pipeline) await this.pipelineTurn(completed.pipeline);
     const rows = await this.sql`
       SELECT t.* FROM errands t
        WHERE t.id IN (SELECT target FROM pipeline_dependencies WHERE depends_on = ${completedId})
