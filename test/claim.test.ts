@@ -2,8 +2,11 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
+import type { SQL } from "bun";
+import type { WriteTx } from "../src/store/driver.ts";
+import { PgTx } from "../src/store/postgres/access.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import { makeApp, onPostgres, removeTempDirs, schemaConnection, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -150,8 +153,9 @@ describe("what a claim changes", () => {
 
 // In one process the claims of concurrent requests run one at a time; what can go wrong is a
 // claim not seeing an earlier one of the same open transaction. Claims over real sockets, from
-// many connections at once, are driven against the binary in binary.test.ts.
-describe("claims that share one commit", () => {
+// many connections at once, are driven against the binary in binary.test.ts. The SQLite
+// engine's group commit: on PostgreSQL each claim is a transaction of its own.
+describe.skipIf(onPostgres)("claims that share one commit", () => {
   /**
    * An app and `together(n, type)`: n claims queued behind a commit whose fsync is held back,
    * so that they all go in the one next commit; answers them, and the commits and writes made
@@ -225,7 +229,8 @@ describe("claims that share one commit", () => {
   });
 });
 
-describe("cost", () => {
+// SQLite's query plans.
+describe.skipIf(onPostgres)("cost", () => {
   /** The plan SQLite runs a statement by, as last bound: one line per step. */
   function planOf(app: TestApp, statement: Statement): string[] {
     return app.store.writer
@@ -274,7 +279,60 @@ describe("cost", () => {
   });
 });
 
+describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
+  test("claims, expiry, schedules and clear each have an index to read, never a whole table", async () => {
+    const app = makeApp();
+    const specs = Array.from({ length: 200 }, (_, i) => ({
+      name: `e${i}`,
+      type: `t${i % 4}`,
+      options: { ttl: 5, heartbeat: 30, priority: i % 3 },
+    }));
+    await app.call("POST", "/v1/errands/batch", { errands: specs });
+    await claim(app, "t1");
+    // With a limit, a claim counts the type's active errands.
+    await app.call("PUT", "/v1/types/t2", { concurrency: 100 });
+    const sql = await schemaConnection(app);
+    try {
+      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
+      // the table has no index that serves its statement.
+      await sql`SET enable_seqscan = off`;
+      // Each statement the engine runs is explained first, as it is about to run.
+      let plans: string[] = [];
+      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+        return sql(strings, ...values);
+      };
+      const tx = new PgTx(explaining as unknown as SQL, []);
+      const plansOf = async (run: () => Promise<unknown>) => {
+        plans = [];
+        await run();
+        return plans.join("\n");
+      };
+      const now = app.clock.now();
+      const cases: Array<[() => Promise<unknown>, string[]]> = [
+        [() => tx.nextClaimable("t2"), ["errands_active", "errands_claim"]],
+        [() => tx.overdueIds(now, 100), ["errands_ttl"]],
+        [() => tx.silentIds(now, 100), ["errands_heartbeat"]],
+        [() => tx.dueIds(now, 100), ["errands_due"]],
+        [() => tx.finishedBefore(now, 100), ["errands_finished"]],
+        [() => tx.settledBefore(now, 100), ["pipelines_finished"]],
+      ];
+      for (const [run, indexes] of cases) {
+        const plan = await plansOf(run);
+        for (const index of indexes) expect(plan).toMatch(new RegExp(`(using|on) ${index} `));
+        expect(plan).not.toMatch(/Seq Scan on (errands|pipelines)\b/);
+      }
+    } finally {
+      await sql.close();
+    }
+    app.close();
+  });
+});
+
 describe("a client that goes away", () => {
+  // Most of these hold back the SQLite engine's fsync, to leave while a claim syncs.
   /** An app whose fsyncs can be held back, and a request that the test can abort. */
   function held() {
     let hold = false;
@@ -314,79 +372,118 @@ describe("a client that goes away", () => {
     }
   }
 
-  test("before its claim is on disk: the errand goes back to the queue", async () => {
-    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
-    const { id } = await create(app, { type: "gone" });
-    holdSyncs();
-    const claiming = send("POST", "/v1/errands/process/gone");
-    await eventually(() => syncsHeld() === 1);
-    claiming.leave();
-    releaseSyncs();
-    await claiming.answer.catch(() => null);
+  test("while its claim is being written: the errand goes back to the queue", async () => {
+    const app = makeApp();
+    const { id } = await create(app, { type: "left" });
+    const gone = new AbortController();
+    // The client leaves as the claim's write starts.
+    const stage = app.store.stage.bind(app.store);
+    app.store.stage = <T>(fn: (tx: WriteTx) => Promise<T>) => {
+      app.store.stage = stage;
+      const staged = stage(fn);
+      gone.abort();
+      return staged;
+    };
+    const request = new Request("http://localhost/v1/errands/process/left", {
+      method: "POST",
+      signal: gone.signal,
+    });
+    await app.app.handle(request).catch(() => null);
     await reaches(app, id, "inactive");
     expect(await statusOf(app, id)).toEqual({
       status: "inactive",
       attempts: 0,
       last: "Released: the claiming worker went away",
     });
-    expect((await claim(app, "gone")).body.results.id).toBe(id);
+    expect((await claim(app, "left")).body.results.id).toBe(id);
     app.close();
   });
 
-  test("even if the store closes while that claim syncs, the errand is back after a restart", async () => {
-    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
-    const { id } = await create(app, { type: "closing" });
-    holdSyncs();
-    const claiming = send("POST", "/v1/errands/process/closing");
-    await eventually(() => syncsHeld() === 1);
-    claiming.leave();
-    const closed = app.close(); // as on SIGTERM, with the claim's sync in flight
-    releaseSyncs();
-    await closed;
-    await claiming.answer.catch(() => null);
-    const again = makeApp({ dir: app.dir });
-    expect(await statusOf(again, id)).toMatchObject({ status: "inactive", attempts: 0 });
-    again.close();
-  });
+  test.skipIf(onPostgres)(
+    "before its claim is on disk: the errand goes back to the queue",
+    async () => {
+      const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+      const { id } = await create(app, { type: "gone" });
+      holdSyncs();
+      const claiming = send("POST", "/v1/errands/process/gone");
+      await eventually(() => syncsHeld() === 1);
+      claiming.leave();
+      releaseSyncs();
+      await claiming.answer.catch(() => null);
+      await reaches(app, id, "inactive");
+      expect(await statusOf(app, id)).toEqual({
+        status: "inactive",
+        attempts: 0,
+        last: "Released: the claiming worker went away",
+      });
+      expect((await claim(app, "gone")).body.results.id).toBe(id);
+      app.close();
+    },
+  );
 
-  test("a released retry keeps its start: its pipeline stays active", async () => {
-    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
-    const made = await app.call("POST", "/v1/pipeline/", {
-      name: "p",
-      errands: [{ name: "x", type: "again", options: { retries: 1 } }],
-    });
-    const pipelineId = made.body.results.id;
-    const first = (await claim(app, "again")).body.results;
-    await app.call("PUT", `/v1/errand/${first.id}/failed`, { reason: "once" });
-    holdSyncs();
-    const claiming = send("POST", "/v1/errands/process/again");
-    await eventually(() => syncsHeld() === 1);
-    claiming.leave();
-    releaseSyncs();
-    await claiming.answer.catch(() => null);
-    await reaches(app, first.id, "inactive");
-    expect(await statusOf(app, first.id)).toMatchObject({ status: "inactive", attempts: 1 });
-    expect((await app.call("GET", `/v1/errand/${first.id}`)).body.results.started).toBeDefined();
-    expect((await app.call("GET", `/v1/pipeline/${pipelineId}`)).body.results.status).toBe(
-      "active",
-    );
-    app.close();
-  });
+  test.skipIf(onPostgres)(
+    "even if the store closes while that claim syncs, the errand is back after a restart",
+    async () => {
+      const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+      const { id } = await create(app, { type: "closing" });
+      holdSyncs();
+      const claiming = send("POST", "/v1/errands/process/closing");
+      await eventually(() => syncsHeld() === 1);
+      claiming.leave();
+      const closed = app.close(); // as on SIGTERM, with the claim's sync in flight
+      releaseSyncs();
+      await closed;
+      await claiming.answer.catch(() => null);
+      const again = makeApp({ dir: app.dir });
+      expect(await statusOf(again, id)).toMatchObject({ status: "inactive", attempts: 0 });
+      again.close();
+    },
+  );
 
-  test("during complete?next=true: the completion stands, the next errand goes back", async () => {
-    const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
-    const first = await create(app, { type: "chain" });
-    const second = await create(app, { type: "chain" });
-    expect((await claim(app, "chain")).body.results.id).toBe(first.id);
-    holdSyncs();
-    const completing = send("PUT", `/v1/errand/${first.id}/completed?next=true`, {});
-    await eventually(() => syncsHeld() === 1);
-    completing.leave();
-    releaseSyncs();
-    await completing.answer.catch(() => null);
-    await reaches(app, second.id, "inactive");
-    expect((await statusOf(app, first.id)).status).toBe("completed");
-    expect(await statusOf(app, second.id)).toMatchObject({ status: "inactive", attempts: 0 });
-    app.close();
-  });
+  test.skipIf(onPostgres)(
+    "a released retry keeps its start: its pipeline stays active",
+    async () => {
+      const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+      const made = await app.call("POST", "/v1/pipeline/", {
+        name: "p",
+        errands: [{ name: "x", type: "again", options: { retries: 1 } }],
+      });
+      const pipelineId = made.body.results.id;
+      const first = (await claim(app, "again")).body.results;
+      await app.call("PUT", `/v1/errand/${first.id}/failed`, { reason: "once" });
+      holdSyncs();
+      const claiming = send("POST", "/v1/errands/process/again");
+      await eventually(() => syncsHeld() === 1);
+      claiming.leave();
+      releaseSyncs();
+      await claiming.answer.catch(() => null);
+      await reaches(app, first.id, "inactive");
+      expect(await statusOf(app, first.id)).toMatchObject({ status: "inactive", attempts: 1 });
+      expect((await app.call("GET", `/v1/errand/${first.id}`)).body.results.started).toBeDefined();
+      expect((await app.call("GET", `/v1/pipeline/${pipelineId}`)).body.results.status).toBe(
+        "active",
+      );
+      app.close();
+    },
+  );
+
+  test.skipIf(onPostgres)(
+    "during complete?next=true: the completion stands, the next errand goes back",
+    async () => {
+      const { app, send, holdSyncs, releaseSyncs, syncsHeld } = held();
+      const first = await create(app, { type: "chain" });
+      const second = await create(app, { type: "chain" });
+      expect((await claim(app, "chain")).body.results.id).toBe(first.id);
+      holdSyncs();
+      const completing = send("PUT", `/v1/errand/${first.id}/completed?next=true`, {});
+      await eventually(() => syncsHeld() === 1);
+      completing.leave();
+      releaseSyncs();
+      await completing.answer.catch(() => null);
+      await reaches(app, second.id, "inactive");
+      expect((await statusOf(app, first.id)).status).toBe("completed");
+      expect(await statusOf(app, second.id)).toMatchObject({ status: "inactive", attempts: 0 });
+      app.close();
+    },
+  );
 });

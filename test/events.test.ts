@@ -4,7 +4,6 @@
 import { describe, expect, test } from "bun:test";
 import net from "node:net";
 import { EventSource } from "eventsource";
-import { EventReads } from "../src/store/sqlite/events.ts";
 import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
 import { eventually, SseReader } from "./sse.ts";
 
@@ -128,15 +127,15 @@ describe("event stream", () => {
   test("events are published only after their change is committed", async () => {
     const a = app();
     const { sse } = await watch(a);
-    const seen: string[] = [];
+    const seen: Array<Promise<string | undefined>> = [];
     a.bus.subscribe((event) => {
-      // The read connection sees only committed data: the errand must be there.
+      // Reads see only committed data: the errand must be there when its event is heard.
       const errand = event.errand as { id: string };
-      const row = a.store.reader.query("SELECT id FROM errands WHERE id = ?").get(errand.id);
-      seen.push((row as { id: string }).id);
+      seen.push(a.store.reads.errand(errand.id).then((row) => row?.id));
     });
     const e = await create(a);
-    expect(seen).toEqual([e.id]);
+    await a.eventsHeard();
+    expect(await Promise.all(seen)).toEqual([e.id]);
     await sse.cancel();
   });
 });
@@ -175,7 +174,8 @@ describe("event size", () => {
       await a.call("POST", `/v1/errand/${e.id}/log`, { severity: "INFO", message });
     }
     // Events 1 and 2 are the create and the claim; the 1,000 after them are the log lines.
-    const rows = new EventReads(a.store.reader).after.all(2, 2000);
+    await a.eventsHeard();
+    const rows = await a.store.reads.eventsAfter(2, 2000);
     expect(rows).toHaveLength(1000);
     const bytes = (part: typeof rows) =>
       part.reduce((sum, row) => sum + Buffer.byteLength(row.payload), 0);
@@ -233,8 +233,9 @@ describe("resume", () => {
     await create(a);
     a.clock.advance(2 * 3_600_000);
     await create(a);
+    await a.eventsHeard(); // each has its place in the log
     await a.sweep();
-    const rows = a.store.reader.query("SELECT id FROM events ORDER BY id").all();
+    const rows = (await a.store.reads.eventsAfter(0, 100)).map(({ id }) => ({ id }));
     expect(rows).toEqual([{ id: 3 }]);
 
     const { sse } = await watch(a, "", { "last-event-id": "1" });
@@ -253,10 +254,11 @@ describe("resume", () => {
     }
     a.clock.advance(2 * 3_600_000);
     const kept = await create(a, "backlog", "new");
-    const commits = a.store.commits;
+    await a.eventsHeard(); // each has its place in the log
+    const commits = a.commits();
     expect(await a.bus.prune(a.store, a.clock.now() - 3_600_000)).toBe(11_000);
-    expect(a.store.commits - commits).toBe(2);
-    const left = a.store.reader.query("SELECT payload FROM events").all() as { payload: string }[];
+    expect(a.commits() - commits).toBe(2);
+    const left = await a.store.reads.eventsAfter(0, 100);
     expect(left.map((row) => JSON.parse(row.payload).errand.id)).toEqual([kept.id]);
   });
 
@@ -265,8 +267,9 @@ describe("resume", () => {
     await create(a);
     await create(a);
     a.clock.advance(2 * 3_600_000);
+    await a.eventsHeard(); // each has its place in the log
     await a.sweep();
-    expect(a.store.reader.query("SELECT count(*) AS n FROM events").get()).toEqual({ n: 0 });
+    expect(await a.store.reads.eventsAfter(0, 100)).toEqual([]);
     a.close();
 
     const b = app({ dir: a.dir, clock: a.clock, env: { ERRANDS_EVENT_RETENTION: "1h" } });
@@ -281,6 +284,7 @@ describe("resume", () => {
   test("a client that is up to date is not told it missed anything", async () => {
     const a = app();
     await create(a);
+    await a.eventsHeard(); // the client has heard event 1
     const { sse } = await watch(a, "", { "last-event-id": "1" });
     await create(a);
     await sse.until(() => sse.events.length === 1);
@@ -292,6 +296,7 @@ describe("resume", () => {
     const a = app();
     await create(a);
     await create(a);
+    await a.eventsHeard(); // both are in the log
     const { sse } = await watch(a, "", { "last-event-id": "1000" });
     await sse.until(() => sse.frames.some((f) => f.event === "reset"));
     const reset = sse.frames.find((f) => f.event === "reset");

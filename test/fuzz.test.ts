@@ -5,7 +5,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { EVENT_NAMES } from "../src/events/bus.ts";
 import { PIPELINE_STATUSES, STATUSES } from "../src/store/records.ts";
-import { type Answer, makeApp, removeTempDirs, type TestApp } from "./harness.ts";
+import {
+  type Answer,
+  makeApp,
+  onPostgres,
+  removeTempDirs,
+  storeRows,
+  type TestApp,
+} from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -514,34 +521,42 @@ function describeCase(request: FuzzRequest): string {
 
 async function consistencyProblems(app: TestApp): Promise<string[]> {
   const problems: string[] = [];
-  const integrity = app.store.reader.query("PRAGMA integrity_check").all();
-  if (JSON.stringify(integrity) !== '[{"integrity_check":"ok"}]') {
-    problems.push(`integrity_check: ${JSON.stringify(integrity)}`);
+  // The SQLite engine's file, checked page by page.
+  if (!onPostgres) {
+    const integrity = app.store.reader.query("PRAGMA integrity_check").all();
+    if (JSON.stringify(integrity) !== '[{"integrity_check":"ok"}]') {
+      problems.push(`integrity_check: ${JSON.stringify(integrity)}`);
+    }
   }
   // Bookkeeping the TTL sweep, clear and log trimming rely on.
-  const count = (sql: string) =>
-    (app.store.reader.query(sql).get() as { n: number } | null)?.n ?? -1;
+  const count = (sql: string) => countOf(app, sql);
   const stale = [
     "SELECT count(*) AS n FROM errands WHERE ttl_deadline IS NOT NULL AND status != 'active'",
     "SELECT count(*) AS n FROM errands WHERE finished IS NOT NULL AND status NOT IN ('completed', 'failed')",
     "SELECT count(*) AS n FROM errands WHERE finished IS NULL AND status IN ('completed', 'failed')",
     "SELECT count(*) AS n FROM errand_logs WHERE errand_id NOT IN (SELECT id FROM errands)",
     `SELECT count(*) AS n FROM (SELECT errand_id FROM errand_logs GROUP BY errand_id
-       HAVING count(*) > ${app.config.maxLogs})`,
+       HAVING count(*) > ${app.config.maxLogs}) AS overlong`,
   ];
   for (const sql of stale) {
-    const n = count(sql);
+    const n = await count(sql);
     if (n !== 0) problems.push(`${n} rows: ${sql}`);
   }
-  // The per-type counts the server keeps (claims check concurrency against them).
-  const kept = app.store.reader
-    .query("SELECT type, status, count FROM type_counts WHERE count != 0 ORDER BY type, status")
-    .all();
-  const actual = app.store.reader
-    .query(
-      "SELECT type, status, count(*) AS count FROM errands GROUP BY type, status ORDER BY type, status",
-    )
-    .all();
+  // The per-type counts the server keeps (claims check concurrency against them); PostgreSQL
+  // keeps them as counts plus the deltas of writes not yet folded in.
+  const kept = await countRows(
+    app,
+    onPostgres
+      ? `SELECT type, status, sum(count) AS count FROM (
+           SELECT type, status, count FROM type_counts
+           UNION ALL SELECT type, status, delta FROM type_count_deltas) c
+         GROUP BY type, status HAVING sum(count) != 0 ORDER BY type, status`
+      : "SELECT type, status, count FROM type_counts WHERE count != 0 ORDER BY type, status",
+  );
+  const actual = await countRows(
+    app,
+    "SELECT type, status, count(*) AS count FROM errands GROUP BY type, status ORDER BY type, status",
+  );
   if (JSON.stringify(kept) !== JSON.stringify(actual)) {
     problems.push(`type_counts ${JSON.stringify(kept)} != ${JSON.stringify(actual)}`);
   }
@@ -600,8 +615,7 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
 /** Pipelines: whole (errands and edges of their own), and each status as its errands make it. */
 async function pipelineProblems(app: TestApp): Promise<string[]> {
   const problems: string[] = [];
-  const count = (sql: string) =>
-    (app.store.reader.query(sql).get() as { n: number } | null)?.n ?? -1;
+  const count = (sql: string) => countOf(app, sql);
   const broken = [
     "SELECT count(*) AS n FROM errands WHERE pipeline IS NOT NULL AND pipeline NOT IN (SELECT id FROM pipelines)",
     "SELECT count(*) AS n FROM pipelines p WHERE NOT EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id)",
@@ -609,7 +623,7 @@ async function pipelineProblems(app: TestApp): Promise<string[]> {
       WHERE NOT EXISTS (SELECT 1 FROM errands WHERE id = d.target AND pipeline = d.pipeline)
          OR NOT EXISTS (SELECT 1 FROM errands WHERE id = d.depends_on AND pipeline = d.pipeline)`,
     // A deleteOnCompleted pipeline goes when it completes.
-    "SELECT count(*) AS n FROM pipelines WHERE status = 'completed' AND delete_on_completed = 1",
+    "SELECT count(*) AS n FROM pipelines WHERE status = 'completed' AND delete_on_completed = TRUE",
     "SELECT count(*) AS n FROM pipelines WHERE status = 'completed' AND ended IS NULL",
     // Settled (completed, or failed with nothing left to run) exactly when it has a finish time.
     `SELECT count(*) AS n FROM pipelines p
@@ -617,14 +631,14 @@ async function pipelineProblems(app: TestApp): Promise<string[]> {
         SELECT 1 FROM errands WHERE pipeline = p.id AND status IN ('inactive', 'active', 'scheduled')))`,
   ];
   for (const sql of broken) {
-    const n = count(sql);
+    const n = await count(sql);
     if (n !== 0) problems.push(`${n} rows: ${sql}`);
   }
   // The README's rule: failed if any errand failed; else completed when all are; else active
   // once any has started; else inactive.
-  const wrong = app.store.reader
-    .query(
-      `SELECT id, status, CASE
+  const wrong = (await storeRows(
+    app,
+    `SELECT id, status, CASE
          WHEN EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id AND status = 'failed') THEN 'failed'
          WHEN NOT EXISTS (SELECT 1 FROM errands WHERE pipeline = p.id AND status != 'completed')
            THEN 'completed'
@@ -632,8 +646,7 @@ async function pipelineProblems(app: TestApp): Promise<string[]> {
                         AND (status IN ('active', 'completed') OR started IS NOT NULL)) THEN 'active'
          ELSE 'inactive' END AS expected
        FROM pipelines p`,
-    )
-    .all() as Array<{ id: string; status: string; expected: string }>;
+  )) as Array<{ id: string; status: string; expected: string }>;
   for (const p of wrong.filter((row) => row.status !== row.expected)) {
     problems.push(`pipeline ${p.id} is ${p.status}, its errands make it ${p.expected}`);
   }
@@ -652,12 +665,27 @@ async function pipelineProblems(app: TestApp): Promise<string[]> {
   }
   for (const p of pipelines) {
     const one = (await app.call("GET", `/v1/pipeline/${p.id}`)).body.results;
-    const own = count(`SELECT count(*) AS n FROM errands WHERE pipeline = '${p.id}'`);
+    const own = await count(`SELECT count(*) AS n FROM errands WHERE pipeline = '${p.id}'`);
     if (one?.status !== p.status || one.errands.length !== own) {
       problems.push(`pipeline ${p.id}: GET by id differs from the list or its stored errands`);
     }
   }
   return problems;
+}
+
+/** The `n` a count query answers on the app's store (PostgreSQL's bigint comes as text). */
+async function countOf(app: TestApp, sql: string): Promise<number> {
+  const [row] = await storeRows(app, sql);
+  return row ? Number(row.n) : -1;
+}
+
+/** Rows of type, status and count, the count as a number whichever engine answered. */
+async function countRows(app: TestApp, sql: string) {
+  return (await storeRows(app, sql)).map((row) => ({
+    type: row.type,
+    status: row.status,
+    count: Number(row.count),
+  }));
 }
 
 /** Sends a request as a client would; an event stream that opens is closed at once. */

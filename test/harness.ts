@@ -6,12 +6,15 @@ import { afterEach } from "bun:test";
 import { mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { SQL } from "bun";
 import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
+import type { ErrandRecord } from "../src/store/records.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
+import { eventually } from "./sse.ts";
 
 /** The whole suite on PostgreSQL instead of SQLite: ERRANDS_TEST_DATABASE=postgres://… */
 export const TEST_DATABASE = process.env.ERRANDS_TEST_DATABASE || null;
@@ -85,6 +88,16 @@ export interface TestApp extends ReturnType<typeof createApp> {
     headers?: Record<string, string>,
   ): Promise<Answer>;
   close(): Promise<void>;
+  /**
+   * Transactions committed so far: the SQLite engine's commits (one may hold the writes of
+   * several requests), or PostgreSQL's, where every write is a transaction of its own.
+   */
+  commits(): number;
+  /**
+   * Settles once this app's listeners have heard every event it has committed: at once on
+   * SQLite; on PostgreSQL events reach them through the log a few milliseconds after the commit.
+   */
+  eventsHeard(): Promise<void>;
 }
 
 export function testConfig(dir: string, env: Record<string, string> = {}): Config {
@@ -107,14 +120,23 @@ export function makeApp(
   const dir = options.dir ?? tempDir();
   const config = { ...testConfig(dir, options.env), ...options.tune };
   const clock = options.clock ?? new ManualClock();
-  const store =
-    TEST_DATABASE === null
-      ? new SqliteDriver(config.storage, { sync: config.sync, flush: options.flush })
-      : (new PostgresDriver(TEST_DATABASE, {
-          schema: schemaFor(dir),
-          poolSize: 4,
-        }) as unknown as SqliteDriver);
+  let commits: () => number;
+  let store: SqliteDriver;
+  if (TEST_DATABASE === null) {
+    const sqlite = new SqliteDriver(config.storage, { sync: config.sync, flush: options.flush });
+    commits = () => sqlite.commits;
+    store = sqlite;
+  } else {
+    const postgres = new PostgresDriver(TEST_DATABASE, { schema: schemaFor(dir), poolSize: 4 });
+    commits = countCommits(postgres);
+    store = postgres as unknown as SqliteDriver;
+  }
   const built = createApp({ driver: store, clock, config, logger: options.logger });
+  // Events committed by this app (observers hear them at the commit) and heard by listeners.
+  let committedEvents = 0;
+  let heardEvents = 0;
+  built.bus.observe(() => committedEvents++);
+  built.bus.subscribe(() => heardEvents++);
   const call = async (
     method: string,
     path: string,
@@ -147,9 +169,64 @@ export function makeApp(
       open.delete(made);
       return store.close();
     },
+    commits,
+    eventsHeard: () => eventually(() => heardEvents >= committedEvents),
   };
   open.add(made);
   return made;
+}
+
+/** Counts the transactions a PostgreSQL driver commits: each write (or stage) is one. */
+function countCommits(driver: PostgresDriver): () => number {
+  let commits = 0;
+  const stage = driver.stage.bind(driver);
+  driver.stage = async (fn) => {
+    const staged = await stage(fn);
+    commits++;
+    return staged;
+  };
+  return () => commits;
+}
+
+/** Every errand stored, in id order, as the engine's committed reads answer them. */
+export async function storedErrands(a: TestApp): Promise<ErrandRecord[]> {
+  const all: ErrandRecord[] = [];
+  for (let after = ""; ; ) {
+    const page = await a.store.reads.errandPage(null, after, 1000);
+    all.push(...page);
+    if (page.length < 1000) return all;
+    after = page.at(-1)?.id ?? after;
+  }
+}
+
+/**
+ * Runs SQL on the app's own PostgreSQL schema, on a connection of its own: for what only the
+ * database shows (rows left behind, a trigger a test plants). PostgreSQL runs only.
+ */
+export async function onSchema(a: TestApp, query: string): Promise<Record<string, unknown>[]> {
+  const sql = await schemaConnection(a);
+  try {
+    return [...(await sql.unsafe(query))];
+  } finally {
+    await sql.close();
+  }
+}
+
+/** A connection of its own to the app's PostgreSQL schema, once migrated; the caller closes it. */
+export async function schemaConnection(a: TestApp): Promise<SQL> {
+  if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
+  await (a.store as unknown as PostgresDriver).ready;
+  return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/**
+ * The rows a query answers on the app's own database (SQLite's read connection, or its
+ * PostgreSQL schema): for checks of what the store keeps that no read of the driver shows.
+ * The SQL must suit both engines.
+ */
+export async function storeRows(a: TestApp, query: string): Promise<Record<string, unknown>[]> {
+  if (TEST_DATABASE === null) return a.store.reader.query(query).all() as Record<string, unknown>[];
+  return onSchema(a, query);
 }
 
 /**

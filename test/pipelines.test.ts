@@ -3,7 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import type { ErrandEvent } from "../src/events/bus.ts";
-import { type Answer, appsPerTest, type TestApp } from "./harness.ts";
+import { type Answer, appsPerTest, storeRows, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -71,7 +71,9 @@ function expectInvalid(answer: Answer, detail: RegExp) {
   expect(answer.body.error).toMatch(detail);
 }
 
-function record(a: TestApp): ErrandEvent<Json>[] {
+/** The events heard from now on (those of earlier writes first reach their listeners). */
+async function record(a: TestApp): Promise<ErrandEvent<Json>[]> {
+  await a.eventsHeard();
   const events: ErrandEvent<Json>[] = [];
   a.bus.subscribe((event) => events.push(event as ErrandEvent<Json>));
   return events;
@@ -152,8 +154,9 @@ describe("create", () => {
 
   test("emits created for the runnable errands only, after the commit", async () => {
     const a = app();
-    const events = record(a);
+    const events = await record(a);
     const p = await createPipeline(a, diamond());
+    await a.eventsHeard();
     expect(events.map((e) => [e.event, e.errand.name])).toEqual([["created", "A"]]);
     expect(events[0]?.errand).toEqual(byName(p).A);
   });
@@ -199,7 +202,7 @@ describe("create", () => {
 describe("dry run", () => {
   test("Go's true values validate only and create nothing", async () => {
     const a = app();
-    const events = record(a);
+    const events = await record(a);
     for (const value of ["1", "t", "T", "TRUE", "true", "True"]) {
       const answer = await a.call("POST", `/v1/pipeline/?dryRun=${value}`, diamond());
       expect(answer.status).toBe(200);
@@ -207,6 +210,7 @@ describe("dry run", () => {
     }
     expect((await a.call("GET", "/v1/pipelines/")).body.results).toEqual([]);
     expect((await a.call("GET", "/v1/errands/")).body.results).toEqual([]);
+    await a.eventsHeard();
     expect(events).toEqual([]);
   });
 
@@ -427,24 +431,28 @@ describe("reading and deleting", () => {
       errands: ["A", "B", "C", "D"].map((name) => ({ name, type: `gone-${name}` })),
     });
     await run(a, "gone-A");
-    const events = record(a);
+    const events = await record(a);
     const answer = await a.call("DELETE", `/v1/pipeline/${p.id}`);
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ status: "OK" });
     expect((await a.call("GET", `/v1/pipeline/${p.id}`)).status).toBe(404);
     for (const e of p.errands) expect((await a.call("GET", `/v1/errand/${e.id}`)).status).toBe(404);
+    await a.eventsHeard();
     expect(events.map((e) => [e.event, e.errand.name]).sort()).toEqual([
       ["deleted", "A"],
       ["deleted", "B"],
       ["deleted", "C"],
       ["deleted", "D"],
     ]);
-    const ids = p.errands.map((e: Json) => e.id);
-    const count = (sql: string) => (a.store.reader.query(sql).get(...ids) as { n: number }).n;
-    expect(count("SELECT count(*) AS n FROM errand_logs WHERE errand_id IN (?, ?, ?, ?)")).toBe(0);
+    // Rows left behind, which no read of the driver would show.
+    const ids = p.errands.map((e: Json) => `'${e.id}'`).join(", ");
+    const count = async (sql: string) => Number((await storeRows(a, sql))[0]?.n);
+    expect(await count(`SELECT count(*) AS n FROM errand_logs WHERE errand_id IN (${ids})`)).toBe(
+      0,
+    );
     expect(
-      count(
-        "SELECT count(*) AS n FROM pipeline_dependencies WHERE target IN (?, ?, ?, ?) OR depends_on IN (?1, ?2, ?3, ?4)",
+      await count(
+        `SELECT count(*) AS n FROM pipeline_dependencies WHERE target IN (${ids}) OR depends_on IN (${ids})`,
       ),
     ).toBe(0);
     // The other pipeline is untouched.
@@ -507,13 +515,14 @@ describe("running a pipeline", () => {
   test("an errand is unblocked only once all its dependencies have completed", async () => {
     const a = app();
     const p = await createPipeline(a, diamond());
-    const events = record(a);
+    const events = await record(a);
     await run(a, "type-A");
     let now = byName(await pipeline(a, p.id));
     expect([now.B.status, now.C.status, now.D.status]).toEqual(["inactive", "inactive", "blocked"]);
     expect(now.B.logs).toEqual([
       { severity: "INFO", message: "errand unblocked", timestamp: a.clock.now() },
     ]);
+    await a.eventsHeard();
     expect(events.map((e) => [e.event, e.errand.name])).toEqual([
       ["processing", "A"],
       ["completed", "A"],
@@ -528,6 +537,7 @@ describe("running a pipeline", () => {
     await run(a, "type-C");
     now = byName(await pipeline(a, p.id));
     expect(now.D.status).toBe("inactive");
+    await a.eventsHeard();
     expect(events.filter((e) => e.event === "unblocked")).toHaveLength(3);
   });
 
@@ -616,18 +626,20 @@ describe("running a pipeline", () => {
 describe("scheduled errands in a pipeline", () => {
   test("an errand with no dependencies and a delay is scheduled, then queued when due", async () => {
     const a = app();
-    const events = record(a);
+    const events = await record(a);
     const p = await createPipeline(a, {
       name: "later",
       errands: [{ name: "x", type: "soon", options: { delay: 60_000 } }],
     });
     const x = byName(p).x;
     expect(x.status).toBe("scheduled");
+    await a.eventsHeard();
     expect(events.map((e) => [e.event, e.errand.status])).toEqual([["created", "scheduled"]]);
     expect((await claim(a, "soon")).status).toBe(404);
     a.clock.advance(60_000);
     await a.sweep();
     expect((await errand(a, x.id)).status).toBe("inactive");
+    await a.eventsHeard();
     expect(events.at(-1)?.event).toBe("updated");
     expect((await claim(a, "soon")).body.results.id).toBe(x.id);
   });
@@ -647,12 +659,13 @@ describe("scheduled errands in a pipeline", () => {
       ],
     });
     expect([byName(p).B.status, byName(p).C.status]).toEqual(["blocked", "blocked"]);
-    const events = record(a);
+    const events = await record(a);
     a.clock.advance(60_000);
     await run(a, "first");
     const now = byName(await pipeline(a, p.id));
     // C's time has passed while it was blocked: queued at once. B's is still ahead.
     expect([now.B.status, now.C.status]).toEqual(["scheduled", "inactive"]);
+    await a.eventsHeard();
     expect(events.filter((e) => e.event === "unblocked").map((e) => e.errand.status)).toEqual([
       "scheduled",
       "inactive",
@@ -691,11 +704,12 @@ describe("clear", () => {
     });
     await run(a, "type-x");
     a.clock.advance(600_000);
-    const events = record(a);
+    const events = await record(a);
     const cleared = await a.call("POST", "/v1/errands/clear/1h");
     expect(cleared.status).toBe(200);
     const ids = old.errands.map((e: Json) => e.id).sort();
     expect(cleared.body.results.map((e: Json) => e.id).sort()).toEqual(ids);
+    await a.eventsHeard();
     expect(
       events
         .filter((e) => e.event === "deleted")
@@ -750,6 +764,39 @@ describe("clear", () => {
 });
 
 describe("pipeline status", () => {
+  test("errands completed at the same moment unblock their dependent and settle their pipeline", async () => {
+    const a = app();
+    // Ten rounds: where writes run concurrently (PostgreSQL), the two completions race.
+    for (let round = 0; round < 10; round++) {
+      const type = (name: string) => `race${round}-${name}`;
+      const p = await createPipeline(a, {
+        ...diamond(),
+        errands: ["A", "B", "C", "D"].map((name) => ({ name, type: type(name) })),
+      });
+      await run(a, type("A"));
+      const middle = [
+        (await claim(a, type("B"))).body.results,
+        (await claim(a, type("C"))).body.results,
+      ];
+      const done = await Promise.all(
+        middle.map((e) => a.call("PUT", `/v1/errand/${e.id}/completed`)),
+      );
+      expect(done.map((x) => x.status)).toEqual([200, 200]);
+      expect(byName(await pipeline(a, p.id)).D.status).toBe("inactive");
+
+      const pair = await createPipeline(a, {
+        name: "pair",
+        errands: ["X", "Y"].map((name) => ({ name, type: type(name) })),
+      });
+      const both = [
+        (await claim(a, type("X"))).body.results,
+        (await claim(a, type("Y"))).body.results,
+      ];
+      await Promise.all(both.map((e) => a.call("PUT", `/v1/errand/${e.id}/completed`)));
+      expect((await pipeline(a, pair.id)).status).toBe("completed");
+    }
+  });
+
   test("inactive, then active once an errand starts, then completed with endedMillis", async () => {
     const a = app();
     const p = await createPipeline(a, diamond());
@@ -836,12 +883,13 @@ describe("pipeline status", () => {
   test("a bulk status update counts: completing a root unblocks its dependents", async () => {
     const a = app();
     const p = await createPipeline(a, diamond());
-    const events = record(a);
+    const events = await record(a);
     const answer = await a.call("POST", "/v1/errands/update/type/type-A", { status: "completed" });
     expect(answer.body.count).toBe(1);
     const now = await pipeline(a, p.id);
     expect(now.status).toBe("active");
     expect(byName(now).B.status).toBe("inactive");
+    await a.eventsHeard();
     expect(events.filter((e) => e.event === "unblocked")).toHaveLength(2);
     await a.call("POST", "/v1/errands/update/type/type-B", { status: "failed" });
     expect((await pipeline(a, p.id)).status).toBe("failed");
@@ -853,13 +901,14 @@ describe("pipeline status", () => {
     for (const type of ["type-A", "type-B", "type-C"]) await run(a, type);
     expect((await pipeline(a, p.id)).status).toBe("active");
     const last = (await claim(a, "type-D")).body.results;
-    const events = record(a);
+    const events = await record(a);
     const done = await a.call("PUT", `/v1/errand/${last.id}/completed`, { results: { ok: true } });
     expect(done.status).toBe(200);
     expect(done.body.results.status).toBe("completed");
     expect(done.body.results.results).toEqual({ ok: true });
     expect((await a.call("GET", `/v1/pipeline/${p.id}`)).status).toBe(404);
     for (const e of p.errands) expect((await a.call("GET", `/v1/errand/${e.id}`)).status).toBe(404);
+    await a.eventsHeard();
     expect(events.map((e) => e.event)).toEqual([
       "completed",
       "deleted",

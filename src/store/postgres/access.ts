@@ -20,6 +20,41 @@ import type {
 
 type Row = Record<string, unknown>;
 
+/**
+ * PostgreSQL text cannot hold U+0000, which SQLite keeps and a client may send (in a name, a
+ * log line, an id in a path): without this, such a request failed with a 503. Every string
+ * goes in with U+0000 written as ESC "0" and ESC itself as ESC "1", and comes back decoded, so
+ * any string is stored, compared and answered exactly as sent; a string with neither is
+ * stored as it is.
+ */
+const ESC = "\uFFFF";
+const encodeText = (text: string): string =>
+  text.includes("\u0000") || text.includes(ESC)
+    ? text.replaceAll(ESC, `${ESC}1`).replaceAll("\u0000", `${ESC}0`)
+    : text;
+const decodeText = (text: string): string =>
+  text.replace(/\uFFFF([01])/g, (_, c: string) => (c === "0" ? "\u0000" : ESC));
+
+/** A query as the engine runs it: its string parameters encoded, its rows' strings decoded. */
+// biome-ignore lint/suspicious/noExplicitAny: rows are read field by field, as Bun's SQL types them
+type Query = (strings: TemplateStringsArray, ...values: unknown[]) => Promise<any>;
+
+function textSafe(sql: SQL): Query {
+  return async (strings, ...values) => {
+    const rows: Row[] = await sql(
+      strings,
+      ...values.map((value) => (typeof value === "string" ? encodeText(value) : value)),
+    );
+    for (const row of rows) {
+      for (const key in row) {
+        const value = row[key];
+        if (typeof value === "string" && value.includes(ESC)) row[key] = decodeText(value);
+      }
+    }
+    return rows;
+  };
+}
+
 /** int8 columns come back as text: every one we keep is a safe integer. */
 const num = (value: unknown): number => Number(value);
 const numOrNull = (value: unknown): number | null =>
@@ -70,7 +105,11 @@ const toLog = (row: Row): LogEntry => ({
 const ids = (rows: Row[]): string[] => rows.map((row) => row.id as string);
 
 export class PgReads implements Reads {
-  constructor(protected readonly sql: SQL) {}
+  protected readonly sql: Query;
+
+  constructor(sql: SQL) {
+    this.sql = textSafe(sql);
+  }
 
   async errand(id: string): Promise<ErrandRecord | null> {
     const [row] = await this.sql`SELECT * FROM errands WHERE id = ${id}`;
@@ -427,7 +466,18 @@ export class PgTx extends PgReads implements WriteTx {
           AS e(position integer, target text, "dependsOn" text)`;
   }
 
+  /**
+   * Writes that decide from the statuses of a pipeline's errands (unblocking a dependent,
+   * settling the pipeline) take turns on it to their commit, so each reads the others'
+   * changes. Without it, two dependencies completed at once each saw the other unfinished:
+   * their dependent stayed blocked for good, or the pipeline active with every errand done.
+   */
+  private async pipelineTurn(id: string): Promise<void> {
+    await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands pipeline ${id}`}, 0))`;
+  }
+
   async pipelineProgress(id: string): Promise<PipelineProgress> {
+    await this.pipelineTurn(id);
     const [row] = await this.sql`
       SELECT
         EXISTS (SELECT 1 FROM errands WHERE pipeline = ${id} AND status = 'failed') AS failed,
@@ -446,6 +496,8 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async unblockable(completedId: string): Promise<ErrandRecord[]> {
+    const [completed] = await this.sql`SELECT pipeline FROM errands WHERE id = ${completedId}`;
+    if (completed?.pipeline) await this.pipelineTurn(completed.pipeline);
     const rows = await this.sql`
       SELECT t.* FROM errands t
        WHERE t.id IN (SELECT target FROM pipeline_dependencies WHERE depends_on = ${completedId})
@@ -458,9 +510,12 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   override async pipelineErrands(id: string): Promise<ErrandRecord[]> {
-    const records = await super.pipelineErrands(id);
-    for (const record of records) this.seen(record);
-    return records;
+    // Locked, as lockErrand locks: a pipeline being deleted read its errands unlocked, so a
+    // concurrent write to one of them (a log line, a claim) committed in between, leaving its
+    // log without its errand and the per-type counts off by the status it changed.
+    const rows = await this
+      .sql`SELECT * FROM errands WHERE pipeline = ${id} ORDER BY id FOR UPDATE`;
+    return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
   async removePipeline(id: string): Promise<void> {
