@@ -105,7 +105,7 @@ const toLog = (row: Row): LogEntry => ({
 const ids = (rows: Row[]): string[] => rows.map((row) => row.id as string);
 
 export class PgReads implements Reads {
-  protected readonly sql: Query;
+  protected sql: Query;
 
   constructor(sql: SQL) {
     this.sql = textSafe(sql);
@@ -261,12 +261,32 @@ export class PgTx extends PgReads implements WriteTx {
   private readonly deltas = new Map<string, { type: string; status: string; delta: number }>();
   /** Whether this write recorded events, for the sequencer. */
   eventsAppended = false;
+  /** Writes whose answer nothing reads, sent with the next query (pipelined, one round trip). */
+  private readonly queued: Array<() => Promise<unknown>> = [];
+  /** Queues a write: it goes out, in order, just before the next query or the commit. */
+  private readonly later: (strings: TemplateStringsArray, ...values: unknown[]) => Promise<void>;
 
   constructor(
     sql: SQL,
     private readonly after: Array<() => void>,
   ) {
     super(sql);
+    const direct = this.sql;
+    this.later = async (strings, ...values) => {
+      this.queued.push(() => direct(strings, ...values));
+    };
+    // Every query first sends the queued writes; all of them go in one round trip, in order.
+    this.sql = async (strings, ...values) => {
+      if (this.queued.length === 0) return direct(strings, ...values);
+      const writes = this.queued.splice(0).map((send) => send());
+      const [rows] = await Promise.all([direct(strings, ...values), ...writes]);
+      return rows;
+    };
+  }
+
+  /** Sends what is queued; the last step before the commit. */
+  async drain(): Promise<void> {
+    if (this.queued.length > 0) await Promise.all(this.queued.splice(0).map((send) => send()));
   }
 
   afterCommit(fn: () => void): void {
@@ -314,11 +334,12 @@ export class PgTx extends PgReads implements WriteTx {
   /** Appends the count changes of this write; runs last, inside the transaction. */
   async flushCounts(): Promise<void> {
     const changes = [...this.deltas.values()].filter((c) => c.delta !== 0);
-    if (changes.length === 0) return;
-    await this.sql`
+    if (changes.length === 0) return this.drain();
+    await this.later`
       INSERT INTO type_count_deltas (type, status, delta)
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(changes)}::text::jsonb)
         AS c(type text, status text, delta integer)`;
+    await this.drain();
   }
 
   async lockErrand(id: string): Promise<ErrandRecord | null> {
@@ -343,7 +364,7 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO errands (id, name, type, status, priority, options, data, results, created,
                            progress, attempts, started, failed, completed, finished, ttl_deadline,
                            heartbeat_deadline, run_at, pipeline)
@@ -357,7 +378,7 @@ export class PgTx extends PgReads implements WriteTx {
 
   async saveErrand(e: ErrandRecord): Promise<void> {
     const before = await this.storedStatus(e.id);
-    await this.sql`
+    await this.later`
       UPDATE errands SET status = ${e.status}, progress = ${e.progress}, results = ${e.results},
              attempts = ${e.attempts}, started = ${e.started}, failed = ${e.failed},
              completed = ${e.completed}, finished = ${e.finished}, ttl_deadline = ${e.ttlDeadline},
@@ -371,7 +392,7 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async extendHeartbeat(id: string, deadline: number): Promise<void> {
-    await this.sql`UPDATE errands SET heartbeat_deadline = ${deadline} WHERE id = ${id}`;
+    await this.later`UPDATE errands SET heartbeat_deadline = ${deadline} WHERE id = ${id}`;
   }
 
   async removeErrand(e: ErrandRecord): Promise<void> {
@@ -390,7 +411,7 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async appendLog(errandId: string, entry: LogEntry): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO errand_logs (errand_id, severity, message, timestamp)
       VALUES (${errandId}, ${entry.severity}, ${entry.message}, ${entry.timestamp})`;
   }
@@ -444,14 +465,14 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async insertPipeline(p: PipelineRecord): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO pipelines (id, name, delete_on_completed, status, started, ended, finished)
       VALUES (${p.id}, ${p.name}, ${p.deleteOnCompleted}, ${p.status}, ${p.started}, ${p.ended},
               ${p.finished})`;
   }
 
   async savePipeline(p: PipelineRecord): Promise<void> {
-    await this.sql`
+    await this.later`
       UPDATE pipelines SET status = ${p.status}, ended = ${p.ended}, finished = ${p.finished}
        WHERE id = ${p.id}`;
   }
@@ -459,7 +480,7 @@ export class PgTx extends PgReads implements WriteTx {
   async insertDependencies(pipelineId: string, edges: Array<[string, string]>): Promise<void> {
     if (edges.length === 0) return;
     const rows = edges.map(([target, dependsOn], position) => ({ position, target, dependsOn }));
-    await this.sql`
+    await this.later`
       INSERT INTO pipeline_dependencies (pipeline, position, target, depends_on)
       SELECT ${pipelineId}, e.position, e.target, e."dependsOn"
         FROM jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb)
@@ -557,7 +578,7 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async rememberKey(key: string, request: string, response: string, now: number): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO idempotency_keys (key, request, response, created)
       VALUES (${key}, ${request}, ${response}, ${now})
       ON CONFLICT (key) DO UPDATE
@@ -585,13 +606,13 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async setTypeControl(c: TypeControlsRecord): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO types (type, paused, concurrency) VALUES (${c.type}, ${c.paused}, ${c.concurrency})
       ON CONFLICT (type) DO UPDATE SET paused = excluded.paused, concurrency = excluded.concurrency`;
   }
 
   async probe(now: number): Promise<void> {
-    await this.sql`
+    await this.later`
       INSERT INTO write_probe (id, at) VALUES (1, ${now})
       ON CONFLICT (id) DO UPDATE SET at = excluded.at`;
   }
