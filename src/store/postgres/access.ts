@@ -348,15 +348,21 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async nextClaimable(type: string): Promise<ErrandRecord | null> {
+    // The common case in one statement: a type with no controls (no pause, no limit).
+    const [free] = await this.sql`
+      SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
+         AND NOT EXISTS (SELECT 1 FROM types
+                          WHERE types.type = ${type} AND (paused OR concurrency IS NOT NULL))
+       ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    if (free) return this.seen(toRecord(free));
     const [control] = await this.sql`SELECT paused, concurrency FROM types WHERE type = ${type}`;
-    if (control?.paused === true) return null;
-    if (control && control.concurrency !== null) {
-      // Claims of a limited type take turns to its commit, so each counts the others' claims.
-      await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands type ${type}`}, 0))`;
-      const [{ active }] = await this.sql`
-        SELECT count(*)::int AS active FROM errands WHERE type = ${type} AND status = 'active'`;
-      if (active >= Number(control.concurrency)) return null;
-    }
+    if (!control || control.paused === true) return null;
+    if (control.concurrency === null) return null;
+    // Claims of a limited type take turns to its commit, so each counts the others' claims.
+    await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands type ${type}`}, 0))`;
+    const [{ active }] = await this.sql`
+      SELECT count(*)::int AS active FROM errands WHERE type = ${type} AND status = 'active'`;
+    if (active >= Number(control.concurrency)) return null;
     const [row] = await this.sql`
       SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
        ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
