@@ -4,6 +4,7 @@
 import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig, parseFlags, SETTINGS } from "./config.ts";
+import { DomainError } from "./errors.ts";
 import { BackupError, backup } from "./ops/backup.ts";
 import { createLogger } from "./ops/log.ts";
 import type { Driver } from "./store/driver.ts";
@@ -94,7 +95,12 @@ async function serve(args: string[]): Promise<void> {
     if (sweeping) return;
     sweeping = true;
     sweep()
-      .catch((error) => logger.error("sweep failed", { error: String(error) }))
+      .catch((error) =>
+        logger.error("sweep failed", {
+          // A 503's detail says what failed ("Failed to connect"); its message alone does not.
+          error: error instanceof DomainError ? `${error.message}: ${error.detail}` : String(error),
+        }),
+      )
       .finally(() => {
         sweeping = false;
       });

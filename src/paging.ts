@@ -34,18 +34,21 @@ export async function pageOf<R extends { id: string }>(
 
 /**
  * Streams {"status":"OK","results":[…]} a page at a time. Pages may come asynchronously (clear
- * yields each batch once it is on disk); one that fails cuts the answer short, so the client
- * sees it is incomplete.
+ * yields each batch once it is on disk). The first is read before answering, so a store that
+ * cannot answer it is an error answer (503), not a 200 cut short; a later one that fails cuts
+ * the answer short, so the client sees it is incomplete.
  */
-export function streamList(pages: AsyncIterator<unknown[]>): Response {
+export async function streamList(pages: AsyncIterator<unknown[]>): Promise<Response> {
   const encoder = new TextEncoder();
   let first = true;
+  let read: IteratorResult<unknown[]> | null = await pages.next();
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       controller.enqueue(encoder.encode('{"status":"OK","results":['));
     },
     async pull(controller) {
-      const next = await pages.next();
+      const next = read ?? (await pages.next());
+      read = null;
       if (next.done) {
         controller.enqueue(encoder.encode("]}"));
         controller.close();

@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { dirname, join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { makeApp, removeTempDirs, runCommand, tempDir } from "./harness.ts";
+import { freePort } from "./server-process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -30,13 +31,6 @@ afterAll(() => {
   for (const proc of running) proc.kill(9);
   removeTempDirs();
 });
-
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port ?? 0;
-  await probe.stop(true);
-  return port;
-}
 
 /** Runs the binary to completion; its cwd is the empty directory it sits in. */
 function run(args: string[], env: Record<string, string> = {}) {

@@ -3,40 +3,13 @@
 import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { removeTempDirs, tempDir } from "./harness.ts";
+import { startServer } from "./server-process.ts";
 
 afterAll(removeTempDirs);
 
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port ?? 0;
-  await probe.stop(true);
-  return port;
-}
-
-async function startServer(dir: string, sync: string) {
-  const port = await freePort();
-  const proc = Bun.spawn([process.execPath, "src/main.ts"], {
-    env: {
-      ...process.env,
-      ERRANDS_PORT: `127.0.0.1:${port}`,
-      ERRANDS_STORAGE: `${dir}/`,
-      ERRANDS_SYNC: sync,
-    },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 500; i++) {
-    const up = await fetch(`${base}/v1/errands/?limit=1`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) return { proc, base };
-    await Bun.sleep(20);
-  }
-  proc.kill(9);
-  throw new Error("the server did not start");
-}
+/** The server on the SQLite file in `dir`, as its own process. */
+const startOn = (dir: string, sync: string) =>
+  startServer({ ERRANDS_STORAGE: `${dir}/`, ERRANDS_SYNC: sync });
 
 const post = (url: string, body?: unknown, method = "POST") =>
   fetch(url, {
@@ -55,7 +28,8 @@ test.each(["full", "normal"])(
     const completed = new Set<string>();
 
     for (let round = 0; round < 3; round++) {
-      const { proc, base } = await startServer(dir, sync);
+      const server = await startOn(dir, sync);
+      const { base } = server;
       let stop = false;
       const producer = async () => {
         for (let i = 0; !stop && i < 5000; i++) {
@@ -91,13 +65,13 @@ test.each(["full", "normal"])(
       // Let the load build up, then kill the process without warning.
       const target = created.size + 200;
       for (let i = 0; i < 1000 && created.size < target; i++) await Bun.sleep(5);
-      proc.kill(9);
-      await proc.exited;
+      await server.stop("SIGKILL");
       stop = true;
       await Promise.all(load);
     }
 
-    const { proc, base } = await startServer(dir, sync);
+    const server = await startOn(dir, sync);
+    const { base } = server;
     try {
       expect(created.size).toBeGreaterThan(0);
       for (const id of created) {
@@ -107,8 +81,7 @@ test.each(["full", "normal"])(
         if (completed.has(id)) expect(errand.status).toBe("completed");
       }
     } finally {
-      proc.kill("SIGTERM");
-      await proc.exited;
+      await server.stop("SIGTERM");
     }
     const db = new Database(`${dir}/errands.sqlite`, { readonly: true });
     expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });

@@ -134,7 +134,13 @@ export class EventStreams {
 
     const send = (text: string): void => {
       if (closed) return;
-      controller.enqueue(encoder.encode(text));
+      try {
+        controller.enqueue(encoder.encode(text));
+      } catch {
+        // The stream ended underneath: stop with it (its keep-alive would throw again).
+        close();
+        return;
+      }
       // desiredSize falls below zero by the bytes the client has not taken yet.
       if ((controller.desiredSize ?? 0) < -maxBufferBytes) close(true);
     };
@@ -177,7 +183,14 @@ export class EventStreams {
         start: async (c) => {
           controller = c;
           send("retry: 3000\n\n");
-          if (resumeFrom !== null) lastSent = await this.resumePoint(resumeFrom, send);
+          if (resumeFrom === null) return;
+          try {
+            lastSent = await this.resumePoint(resumeFrom, send);
+          } catch {
+            // The log cannot be read (the database is away): the stream ends, and the client
+            // comes back later with the same Last-Event-ID.
+            close();
+          }
         },
         // The replay goes a page per pull, so a long one follows the client's pace.
         pull: async () => {
@@ -186,7 +199,14 @@ export class EventStreams {
           while (replaying && !closed && !sentSomething) {
             held = [];
             overflowed = false;
-            const rows = await this.reads.eventsAfter(lastSent, REPLAY_PAGE);
+            let rows: Awaited<ReturnType<Reads["eventsAfter"]>>;
+            try {
+              rows = await this.reads.eventsAfter(lastSent, REPLAY_PAGE);
+            } catch {
+              // As above: the stream ends where it got to, and the client resumes from there.
+              close();
+              return;
+            }
             for (const row of rows)
               sentSomething = deliver(row.id, row.event, row.payload) || sentSomething;
             // Caught up, unless more came than were held: from here on, live events, after

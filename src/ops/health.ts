@@ -3,7 +3,7 @@
 
 import { Elysia, t } from "elysia";
 import { ErrorBody } from "../errands/model.ts";
-import { StorageUnavailable } from "../errors.ts";
+import { DomainError, StorageUnavailable } from "../errors.ts";
 import type { Driver } from "../store/driver.ts";
 import { HEALTH_PATH } from "./auth.ts";
 
@@ -29,6 +29,8 @@ export class HealthCheck {
     try {
       await this.driver.reads.ping();
     } catch (error) {
+      // The driver's own 503 already names what failed ("Failed to connect"): keep its detail.
+      if (error instanceof DomainError) throw error;
       throw new StorageUnavailable(error instanceof Error ? error.message : String(error));
     }
     this.probing ??= this.driver
