@@ -4,7 +4,14 @@
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { IDLE_TYPE_MS } from "../src/ops/metrics.ts";
-import { type Answer, makeApp, removeTempDirs, type TestApp, tempDir } from "./harness.ts";
+import {
+  type Answer,
+  makeApp,
+  onPostgres,
+  removeTempDirs,
+  type TestApp,
+  tempDir,
+} from "./harness.ts";
 
 afterAll(removeTempDirs);
 
@@ -303,23 +310,27 @@ describe("/health", () => {
     expect((await app.call("GET", "/health/")).status).toBe(200);
   });
 
-  test("answers 503 while writes fail though reads still answer, and OK once they succeed", async () => {
-    let failing = false;
-    const app = makeApp({
-      flush: async () => {
-        if (failing) throw new Error("EIO: i/o error, fsync");
-      },
-    });
-    expect((await app.call("GET", "/health")).status).toBe(200);
-    failing = true;
-    expect((await app.call("GET", "/v1/errands")).status).toBe(200);
-    expect((await app.call("POST", "/v1/errands", { name: "a", type: "t" })).status).toBe(503);
-    const sick = await app.call("GET", "/health");
-    expectEnvelope(sick, 503);
-    expect(sick.body.error).toContain("EIO");
-    failing = false;
-    expect((await app.call("GET", "/health")).status).toBe(200);
-  });
+  // A failing fsync of SQLite's WAL; on PostgreSQL, test/scaleout.test.ts stops the server.
+  test.skipIf(onPostgres)(
+    "answers 503 while writes fail though reads still answer, and OK once they succeed",
+    async () => {
+      let failing = false;
+      const app = makeApp({
+        flush: async () => {
+          if (failing) throw new Error("EIO: i/o error, fsync");
+        },
+      });
+      expect((await app.call("GET", "/health")).status).toBe(200);
+      failing = true;
+      expect((await app.call("GET", "/v1/errands")).status).toBe(200);
+      expect((await app.call("POST", "/v1/errands", { name: "a", type: "t" })).status).toBe(503);
+      const sick = await app.call("GET", "/health");
+      expectEnvelope(sick, 503);
+      expect(sick.body.error).toContain("EIO");
+      failing = false;
+      expect((await app.call("GET", "/health")).status).toBe(200);
+    },
+  );
 });
 
 describe("/metrics", () => {
@@ -436,33 +447,39 @@ describe("/metrics", () => {
     expect(inactive("_other")).toBe(4);
   });
 
-  test("a stored type with control characters is claimed, and scraped escaped as valid text", async () => {
-    const dir = tempDir();
-    const before = makeApp({ dir });
-    await before.call("POST", "/v1/errands", { name: "old", type: "legacy" });
-    before.close();
-    // Stored before such types were refused: written by hand, as no route takes them now.
-    const odd = 'nul\u0000 cr\r nl\n tab\t quote" back\\';
-    const db = new Database(`${dir}/errands.sqlite`);
-    db.run("UPDATE errands SET type = ?1", [odd]);
-    db.run("UPDATE type_counts SET type = ?1 WHERE type = 'legacy'", [odd]);
-    db.close();
-    const app = makeApp({ dir });
-    const claim = await app.call("POST", `/v1/errands/process/${encodeURIComponent(odd)}`);
-    expect(claim.status).toBe(200);
-    expect(claim.body.results.type).toBe(odd);
-    const id = claim.body.results.id;
-    expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
-    const text = await scrape(app);
-    expectValidExposition(text);
-    const label = String.raw`nul\\x00 cr\\x0d nl\\x0a tab\\x09 quote\" back\\`;
-    expect(typeLabels(text)).toEqual(new Set([label]));
-    expect(
-      sample(text, `poly_errands_completed_total{errand_type="${label}",status="completed"}`),
-    ).toBe(1);
-    expect(sample(text, `errands_queue_depth{errand_type="${label}",status="completed"}`)).toBe(1);
-    app.close();
-  });
+  // Types stored before the rule exist only in SQLite stores: the PostgreSQL engine came after it.
+  test.skipIf(onPostgres)(
+    "a stored type with control characters is claimed, and scraped escaped as valid text",
+    async () => {
+      const dir = tempDir();
+      const before = makeApp({ dir });
+      await before.call("POST", "/v1/errands", { name: "old", type: "legacy" });
+      before.close();
+      // Stored before such types were refused: written by hand, as no route takes them now.
+      const odd = 'nul\u0000 cr\r nl\n tab\t quote" back\\';
+      const db = new Database(`${dir}/errands.sqlite`);
+      db.run("UPDATE errands SET type = ?1", [odd]);
+      db.run("UPDATE type_counts SET type = ?1 WHERE type = 'legacy'", [odd]);
+      db.close();
+      const app = makeApp({ dir });
+      const claim = await app.call("POST", `/v1/errands/process/${encodeURIComponent(odd)}`);
+      expect(claim.status).toBe(200);
+      expect(claim.body.results.type).toBe(odd);
+      const id = claim.body.results.id;
+      expect((await app.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+      const text = await scrape(app);
+      expectValidExposition(text);
+      const label = String.raw`nul\\x00 cr\\x0d nl\\x0a tab\\x09 quote\" back\\`;
+      expect(typeLabels(text)).toEqual(new Set([label]));
+      expect(
+        sample(text, `poly_errands_completed_total{errand_type="${label}",status="completed"}`),
+      ).toBe(1);
+      expect(sample(text, `errands_queue_depth{errand_type="${label}",status="completed"}`)).toBe(
+        1,
+      );
+      app.close();
+    },
+  );
 
   test("HTTP requests are counted by method, route template and status code", async () => {
     const app = makeApp();
@@ -491,7 +508,7 @@ describe("/metrics", () => {
 
   test("a scrape of a closed database is a 503, not a 500", async () => {
     const app = makeApp();
-    app.close();
+    await app.close();
     expectEnvelope(await app.call("GET", "/metrics"), 503);
   });
 });

@@ -26,16 +26,34 @@ const schemas = new Set<string>();
 /** Every app made and not yet closed: each holds database connections until it is. */
 const open = new Set<TestApp>();
 
-// Whatever a test left open is closed after it (a PostgreSQL server has only so many
-// connections); closing twice is harmless.
-afterEach(async () => {
-  for (const a of [...open]) {
+// What a test left open is closed after it, and what a file's beforeAll opened after the
+// file (a PostgreSQL server has only so many connections): test/setup.ts, preloaded for every
+// file, calls these. Closing twice is harmless.
+let inTest = false;
+const madeInTest = new Set<TestApp>();
+
+export function testStarted(): void {
+  inTest = true;
+}
+
+export async function testEnded(): Promise<void> {
+  inTest = false;
+  await closeAll([...madeInTest]);
+  madeInTest.clear();
+}
+
+export async function fileEnded(): Promise<void> {
+  await closeAll([...open]);
+}
+
+async function closeAll(apps: TestApp[]): Promise<void> {
+  for (const a of apps) {
+    if (!open.has(a)) continue;
     a.release();
     if (a.app.server) await a.app.stop(true);
     await a.close();
   }
-});
-
+}
 /** The schema an app on `dir` uses on PostgreSQL: the same dir, the same schema (a restart). */
 function schemaFor(dir: string): string {
   const schema = `errands_test_${Bun.hash(dir).toString(36)}`;
@@ -173,6 +191,7 @@ export function makeApp(
     eventsHeard: () => eventually(() => heardEvents >= committedEvents),
   };
   open.add(made);
+  if (inTest) madeInTest.add(made);
   return made;
 }
 
