@@ -20,6 +20,17 @@ function openCopy(path: string) {
 }
 
 describe("backup", () => {
+  test("on PostgreSQL it names pg_dump instead, exit 2, copying nothing", async () => {
+    const dir = tempDir();
+    const run = await runCommand(
+      [process.execPath, join(ROOT, "src/main.ts"), "backup", join(dir, "copy.sqlite")],
+      { env: { ...process.env, ERRANDS_DATABASE: "postgres://nobody@127.0.0.1:1/none" } },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("pg_dump");
+    expect(existsSync(join(dir, "copy.sqlite"))).toBe(false);
+  });
+
   test("copies the committed errands, not the group still open on the writer", async () => {
     const app = makeApp();
     for (let i = 0; i < 20; i++) {

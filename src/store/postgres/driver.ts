@@ -56,7 +56,11 @@ export class PostgresDriver implements Driver {
   constructor(url: string, options: PostgresOptions = {}) {
     const sql = new SQL(url, {
       max: options.poolSize ?? 10,
-      ...(options.schema ? { connection: { search_path: options.schema } } : {}),
+      // A 2xx means committed and flushed, whatever the database's own default says.
+      connection: {
+        synchronous_commit: "on",
+        ...(options.schema ? { search_path: options.schema } : {}),
+      },
       // A connection that cannot be made in time is a 503, not a request left hanging.
       connectionTimeout: 5,
     });
