@@ -17,6 +17,8 @@ import m0001 from "./migrations/0001_schema.sql" with { type: "text" };
 /** Numbered migrations; index i holds version i + 1. */
 const MIGRATIONS: string[] = [m0001];
 
+/** How long the sequencer waits for more commits before placing their events. */
+const SEQUENCE_GATHER_MS = 2;
 /** Events a tail reads at a time. */
 const TAIL_PAGE = 1000;
 /** The tail and the sequencer also run this often, in case a notification was lost. */
@@ -140,6 +142,9 @@ export class PostgresDriver implements Driver {
     }
     this.sequencing = (async () => {
       do {
+        // Commits that land within a moment share one run: one transaction, one NOTIFY and
+        // one read of the log by every instance, for all of them.
+        await Bun.sleep(SEQUENCE_GATHER_MS);
         this.sequenceAgain = false;
         try {
           const placed = await this.sql.begin(async (sql) => {
