@@ -150,6 +150,7 @@ describe("heartbeat", () => {
     a.clock.advance(6_000);
     await a.sweep();
     expect((await get(a, e.id)).status).toBe("inactive");
+    await a.eventsHeard();
     expect(seen).toContain("failed");
   });
 
@@ -261,6 +262,7 @@ describe("scheduled errands", () => {
     await create(a, { runAt: a.clock.now() + 5_000 });
     a.clock.advance(5_000);
     await a.sweep();
+    await a.eventsHeard();
     expect(events).toEqual([
       { event: "created", status: "scheduled" },
       { event: "updated", status: "inactive" },
