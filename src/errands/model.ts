@@ -237,6 +237,40 @@ export const Paging = t.Object({
   after: t.Optional(t.String({ maxLength: 64 })),
 });
 
+/** GET /v1/errands: the paging of every list, and a name prefix. */
+export const ListQuery = t.Object({
+  ...Paging.properties,
+  name: t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 1000,
+      description:
+        "Only errands whose name starts with this text, compared literally (`%`, `_`, `\\` and letters' case included)",
+      error: "name must be a prefix of 1 to 1000 characters",
+    }),
+  ),
+});
+
+/** How many scheduled errands a page holds when the client does not say. */
+export const SCHEDULED_PAGE = 100;
+
+export const ScheduledQuery = t.Object({
+  limit: t.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: SCHEDULED_PAGE,
+    description: `Errands per page; ${SCHEDULED_PAGE} when not given`,
+    error: "limit must be a whole number from 1 to 10000",
+  }),
+  after: t.Optional(
+    t.String({
+      maxLength: 100,
+      description: "The `next` of the previous page (opaque)",
+      error: "after must be the `next` of a page, at most 100 characters",
+    }),
+  ),
+});
+
 export const ErrorBody = t.Object(
   { message: t.String(), error: t.Optional(t.String()) },
   { examples: [{ message: "Errand not found", error: "no errand has id 42" }] },
@@ -291,4 +325,11 @@ export const OkPage = t.Object({
   status: t.Literal("OK"),
   results: t.Array(Errand),
   next: t.Optional(t.Union([t.String(), t.Null()])),
+});
+export const OkScheduledPage = t.Object({
+  status: t.Literal("OK"),
+  results: t.Array(Errand),
+  next: t.Union([t.String(), t.Null()], {
+    description: "`after` for the following page (`<runAt>:<id>`, opaque); null on the last",
+  }),
 });

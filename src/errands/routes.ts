@@ -19,13 +19,16 @@ import {
   invalidDuration,
   KeyReused,
   ListKey,
+  ListQuery,
   LogBody,
   OkCount,
   OkOnly,
   OkPage,
+  OkScheduledPage,
   ok,
   Paging,
   ProgressBody,
+  ScheduledQuery,
   type Status,
 } from "./model.ts";
 import type { BulkChange, ErrandService, Filter } from "./service.ts";
@@ -90,15 +93,44 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         },
       },
     )
-    .get("/v1/errands", ({ query }) => list(null, query), {
-      query: Paging,
-      response: { 200: OkPage, 400: ErrorBody },
-      detail: {
-        summary: "List errands",
-        description:
-          "Every errand in creation order, streamed. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+    .get(
+      "/v1/errands",
+      ({ query }) =>
+        list(query.name === undefined ? null : { key: "name", prefix: query.name }, query),
+      {
+        query: ListQuery,
+        response: {
+          200: OkPage,
+          400: errorBody("`limit` is not a whole number from 1 to 10000, or `name` is empty"),
+        },
+        detail: {
+          summary: "List errands",
+          description:
+            "Every errand in creation order, streamed. With `name`, only the errands whose name starts with it (compared literally). With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+        },
       },
-    })
+    )
+    .get(
+      "/v1/errands/scheduled",
+      async ({ query }) => {
+        const page = await errands.scheduledPage(query.after, query.limit);
+        return { status: "OK" as const, results: page.errands, next: page.next };
+      },
+      {
+        query: ScheduledQuery,
+        response: {
+          200: OkScheduledPage,
+          400: errorBody(
+            "`limit` is not a whole number from 1 to 10000, or `after` is not a `next` this list gave",
+          ),
+        },
+        detail: {
+          summary: "List scheduled errands, soonest first",
+          description:
+            "Errands waiting for `options.runAt`, `options.delay` or a backoff, in the order they come due (then by id), one page at a time (100 unless `limit` says). Pass the answer's `next` as `after` for the following page; `next` is null on the last.",
+        },
+      },
+    )
     .get(
       "/v1/errands/list/:key/:val",
       ({ params, query }) => list({ key: params.key, value: params.val }, query),

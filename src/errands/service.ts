@@ -20,7 +20,7 @@ import { promote } from "../lifecycle/schedule.ts";
 import type { Transition } from "../lifecycle/transition.ts";
 import { heartbeat, log, progress } from "../lifecycle/working.ts";
 import { pageOf, pagesOf } from "../paging.ts";
-import type { Driver, ErrandFilter, Reads, Staged, WriteTx } from "../store/driver.ts";
+import type { Driver, Reads, ScheduledCursor, Staged, WriteTx } from "../store/driver.ts";
 import type { ErrandRecord, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
 import type { Errand, ErrandSpec, ListKey, Log } from "./model.ts";
@@ -55,7 +55,25 @@ export interface PipelineHooks {
   clearFinished(tx: WriteTx, threshold: number, limit: number): Promise<Errand[]>;
 }
 
-export type Filter = { key: ListKey; value: string } | null;
+/** Which errands a list holds: all, those of a status or type, or those named with a prefix. */
+export type Filter = { key: ListKey; value: string } | { key: "name"; prefix: string } | null;
+
+/** Where the scheduled list resumes, as a client holds it: `<runAt>:<id>`, opaque to it. */
+export function scheduledCursor(errand: { runAt: number | null; id: string }): string {
+  return `${errand.runAt ?? 0}:${errand.id}`;
+}
+
+function parseScheduledCursor(text: string): ScheduledCursor {
+  const match = /^(\d{1,16}):(.+)$/s.exec(text);
+  const runAt = Number(match?.[1]);
+  if (!match?.[2] || !Number.isSafeInteger(runAt)) {
+    throw new BadInput(
+      "Invalid cursor",
+      `${JSON.stringify(text)} is not a cursor of this list: pass the \`next\` of the last page`,
+    );
+  }
+  return { runAt, id: match[2] };
+}
 
 export type BulkChange = { status: Status } | { delete: true };
 
@@ -125,8 +143,28 @@ export class ErrandService {
   }
 
   private readPage(filter: Filter) {
-    return (after: string, limit: number) =>
-      this.driver.reads.errandPage(filter as ErrandFilter, after, limit);
+    const reads = this.driver.reads;
+    if (filter?.key === "name") {
+      const { prefix } = filter;
+      return (after: string, limit: number) => reads.errandPageByName(prefix, after, limit);
+    }
+    return (after: string, limit: number) => reads.errandPage(filter, after, limit);
+  }
+
+  /**
+   * One page of the scheduled errands, soonest first (runAt, then id), from a cursor of the
+   * form `scheduledCursor` gives, and the cursor of the next page or null.
+   */
+  async scheduledPage(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ errands: Errand[]; next: string | null }> {
+    const from = after === undefined ? null : parseScheduledCursor(after);
+    const rows = await this.driver.reads.scheduledPage(from, limit + 1);
+    const kept = rows.slice(0, limit);
+    const last = kept[kept.length - 1];
+    const next = rows.length > limit && last ? scheduledCursor(last) : null;
+    return { errands: await this.withLogs(kept), next };
   }
 
   /** The errands of a page with their logs, read in one query. */

@@ -24,6 +24,12 @@ export type ErrandFilter =
   | { key: "type"; value: string }
   | null;
 
+/** Where a page of scheduled errands resumes: just after this errand. */
+export interface ScheduledCursor {
+  runAt: number;
+  id: string;
+}
+
 /** What can be read, inside a write (its own changes included) or outside (committed only). */
 export interface Reads {
   errand(id: string): Promise<ErrandRecord | null>;
@@ -33,6 +39,16 @@ export interface Reads {
   logsOf(ids: string[]): Promise<Map<string, LogEntry[]>>;
   /** Up to `limit` errands with an id after `after`, in id (creation) order. */
   errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]>;
+  /**
+   * Up to `limit` scheduled errands (waiting for `runAt` or a backoff) after `after`, soonest
+   * first: in (runAt, id) order. With `after` null, from the soonest.
+   */
+  scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]>;
+  /**
+   * Up to `limit` errands whose name starts with `prefix` (compared literally, code point by
+   * code point), with an id after `after`, in id order.
+   */
+  errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]>;
 
   pipeline(id: string): Promise<PipelineRecord | null>;
   pipelinePage(
@@ -188,4 +204,23 @@ export async function deleteInBatches(
     if (n < batch) break;
   }
   return deleted;
+}
+
+/**
+ * The least string above every string that starts with `prefix`, in code point order (SQLite's
+ * BINARY, PostgreSQL's "C"): its last code point below U+10FFFF moved up by one, the U+10FFFF
+ * after it dropped. `name >= prefix AND name < end` is then exactly "starts with", on an index.
+ */
+export function prefixEnd(prefix: string): string {
+  const points = Array.from(prefix, (c) => c.codePointAt(0) ?? 0);
+  while (points.length > 0) {
+    const last = points.pop() ?? 0;
+    if (last < 0x10ffff) {
+      // A surrogate is no character: stored text never holds one, so step over them.
+      points.push(last === 0xd7ff ? 0xe000 : last + 1);
+      return String.fromCodePoint(...points);
+    }
+  }
+  // Only U+10FFFF: every name of at most 1000 UTF-16 units that starts with it sorts below.
+  return "\u{10FFFF}".repeat(1001);
 }

@@ -780,6 +780,97 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         ]);
       });
 
+      test("scheduledPage lists scheduled errands soonest first, then by id, from a cursor", async () => {
+        const driver = await fresh();
+        const at = (n: number, runAt: number) => errand(n, { status: "scheduled", runAt });
+        await insert(
+          driver,
+          at(1, T0 + 500),
+          at(2, T0 + 100),
+          errand(3),
+          at(4, T0 + 100),
+          running(5),
+          at(6, T0 + 300),
+          errand(7, { status: "failed" }),
+          at(8, T0 + 100),
+        );
+        const page = (after: { runAt: number; id: string } | null, limit = 10) =>
+          driver.reads.scheduledPage(after, limit).then(ids);
+        expect(await page(null)).toEqual([2, 4, 8, 6, 1].map(errandId));
+        expect(await page(null, 2)).toEqual([2, 4].map(errandId));
+        // Within one runAt, by id; then the later ones.
+        expect(await page({ runAt: T0 + 100, id: errandId(4) }, 2)).toEqual([8, 6].map(errandId));
+        expect(await page({ runAt: T0 + 300, id: errandId(6) }, 2)).toEqual([errandId(1)]);
+        expect(await page({ runAt: T0 + 500, id: errandId(1) })).toEqual([]);
+        // A cursor need not name a stored errand.
+        expect(await page({ runAt: T0 + 200, id: "" })).toEqual([6, 1].map(errandId));
+        expect(await driver.reads.scheduledPage(null, 1)).toStrictEqual([at(2, T0 + 100)]);
+      });
+
+      test("errandPageByName lists the errands whose name starts with a prefix, in id order", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          errand(1, { name: "report-b" }),
+          errand(2, { name: "report" }),
+          errand(3, { name: "reporting" }),
+          errand(4, { name: "Report-c" }),
+          errand(5, { name: "repo" }),
+          errand(6, { name: "report-a", status: "completed" }),
+          errand(7, { name: "xreport" }),
+        );
+        const page = (prefix: string, after = "", limit = 10) =>
+          driver.reads.errandPageByName(prefix, after, limit).then(ids);
+        expect(await page("report")).toEqual([1, 2, 3, 6].map(errandId));
+        expect(await page("report", "", 2)).toEqual([1, 2].map(errandId));
+        expect(await page("report", errandId(2), 2)).toEqual([3, 6].map(errandId));
+        expect(await page("report", errandId(6))).toEqual([]);
+        expect(await page("report-")).toEqual([1, 6].map(errandId));
+        expect(await page("Report")).toEqual([errandId(4)]);
+        expect(await page("reportz")).toEqual([]);
+        expect(await page("r")).toEqual([1, 2, 3, 5, 6].map(errandId));
+        expect(await driver.reads.errandPageByName("repo", "", 10)).toStrictEqual(
+          [1, 2, 3, 5, 6].map((n) => expect.objectContaining({ id: errandId(n) })),
+        );
+      });
+
+      test("errandPageByName matches %, _, \\ and characters beyond ASCII literally", async () => {
+        const driver = await fresh();
+        const names = [
+          "50%_off", // 1
+          "50%x", // 2
+          "50a_off", // 3
+          "a_b", // 4
+          "axb", // 5
+          "back\\slash", // 6
+          "backxslash", // 7
+          "über", // 8
+          "uber", // 9
+          "Über", // 10
+          "日本語", // 11
+          "日本", // 12
+          "😀x", // 13
+          "😁", // 14
+          "\u{10FFFF}a", // 15
+          "\uD7FF", // 16
+          "\uE000", // 17
+        ];
+        await insert(driver, ...names.map((name, i) => errand(i + 1, { name })));
+        const page = (prefix: string) => driver.reads.errandPageByName(prefix, "", 100).then(ids);
+        const nth = (...ns: number[]) => ns.map(errandId);
+        expect(await page("50%")).toEqual(nth(1, 2));
+        expect(await page("50%_")).toEqual(nth(1));
+        expect(await page("a_")).toEqual(nth(4));
+        expect(await page("back\\")).toEqual(nth(6));
+        expect(await page("ü")).toEqual(nth(8));
+        expect(await page("日本")).toEqual(nth(11, 12));
+        expect(await page("日本語")).toEqual(nth(11));
+        expect(await page("😀")).toEqual(nth(13));
+        expect(await page("\u{10FFFF}")).toEqual(nth(15));
+        // The character just below the surrogates: its successor is U+E000, not one of them.
+        expect(await page("\uD7FF")).toEqual(nth(16));
+      });
+
       test("errandIdsWhere answers every errand of a status or of a type", async () => {
         const driver = await fresh();
         await insert(

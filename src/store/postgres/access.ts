@@ -4,7 +4,13 @@
 // a claim of a type with a concurrency limit holds that type's advisory lock to its commit.
 
 import type { SQL } from "bun";
-import type { ErrandFilter, Reads, WriteTx } from "../driver.ts";
+import {
+  type ErrandFilter,
+  prefixEnd,
+  type Reads,
+  type ScheduledCursor,
+  type WriteTx,
+} from "../driver.ts";
 import type {
   CountRow,
   Dependency,
@@ -146,6 +152,25 @@ export class PgReads implements Reads {
                             ORDER BY id LIMIT ${limit}`
           : await this.sql`SELECT * FROM errands WHERE type = ${filter.value} AND id > ${after}
                             ORDER BY id LIMIT ${limit}`;
+    return rows.map(toRecord);
+  }
+
+  async scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]> {
+    // Before every errand: runAt is never negative.
+    const from = after ?? { runAt: -1, id: "" };
+    const rows = await this.sql`
+      SELECT * FROM errands WHERE status = 'scheduled' AND (run_at, id) > (${from.runAt}, ${from.id})
+       ORDER BY run_at, id LIMIT ${limit}`;
+    return rows.map(toRecord);
+  }
+
+  async errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]> {
+    // A range of errands_name, in code point order (see prefixEnd).
+    const rows = await this.sql`
+      SELECT * FROM errands
+       WHERE name COLLATE "C" >= ${prefix} AND name COLLATE "C" < ${prefixEnd(prefix)}
+         AND id > ${after}
+       ORDER BY id LIMIT ${limit}`;
     return rows.map(toRecord);
   }
 

@@ -4,7 +4,14 @@
 
 import type { Database } from "bun:sqlite";
 import { StorageUnavailable } from "../../errors.ts";
-import type { ErrandFilter, LoggedEvent, Reads, WriteTx } from "../driver.ts";
+import {
+  type ErrandFilter,
+  type LoggedEvent,
+  prefixEnd,
+  type Reads,
+  type ScheduledCursor,
+  type WriteTx,
+} from "../driver.ts";
 import type {
   CountRow,
   Dependency,
@@ -98,6 +105,16 @@ export class SqliteReads implements Reads {
           ? e.pageByStatus.all(filter.value, after, limit)
           : e.pageByType.all(filter.value, after, limit);
     return rows.map(toRecord);
+  }
+
+  async scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]> {
+    // Before every errand: runAt is never negative.
+    const from = after ?? { runAt: -1, id: "" };
+    return this.s.errands.pageScheduled.all(from.runAt, from.id, limit).map(toRecord);
+  }
+
+  async errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]> {
+    return this.s.errands.pageByName.all(prefix, prefixEnd(prefix), after, limit).map(toRecord);
   }
 
   async pipeline(id: string): Promise<PipelineRecord | null> {

@@ -91,6 +91,8 @@ export class ErrandReads {
   readonly pageAll;
   readonly pageByStatus;
   readonly pageByType;
+  readonly pageScheduled;
+  readonly pageByName;
 
   constructor(db: Database) {
     this.get = db.prepare<ErrandRow, [string]>(`SELECT ${COLUMNS} FROM errands WHERE id = ?`);
@@ -113,6 +115,22 @@ export class ErrandReads {
     this.pageByType = db.prepare<ErrandRow, [string, string, number]>(
       `SELECT ${COLUMNS} FROM errands
         WHERE type = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
+    );
+    // Soonest first from a (run_at, id) cursor, a range of errands_due (named: without
+    // statistics the planner may take errands_status and sort).
+    this.pageScheduled = db.prepare<ErrandRow, [number, string, number]>(
+      `SELECT ${COLUMNS} FROM errands INDEXED BY errands_due
+        WHERE status = 'scheduled' AND (run_at, id) > (?1, CAST(?2 AS TEXT))
+        ORDER BY run_at, id LIMIT ?3`,
+    );
+    // Names in [?1, ?2) start with ?1 (see prefixEnd). The ids of the page come from
+    // errands_name alone, sorted; only the rows of the page are read from the table.
+    this.pageByName = db.prepare<ErrandRow, [string, string, string, number]>(
+      `SELECT ${COLUMNS} FROM errands WHERE id IN (
+         SELECT id FROM errands INDEXED BY errands_name
+          WHERE name >= CAST(?1 AS TEXT) AND name < CAST(?2 AS TEXT) AND id > CAST(?3 AS TEXT)
+          ORDER BY id LIMIT ?4)
+        ORDER BY id`,
     );
   }
 }
