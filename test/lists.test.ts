@@ -1,0 +1,256 @@
+// The lists a dashboard reads (README, The API): scheduled errands soonest first, and errands
+// by name prefix, as a client sees them, and the indexes that keep them cheap.
+
+import type { Statement } from "bun:sqlite";
+import { afterAll, describe, expect, test } from "bun:test";
+import type { SQL } from "bun";
+import { PgTx } from "../src/store/postgres/access.ts";
+import { ReadStatements } from "../src/store/sqlite/access.ts";
+import {
+  appsPerTest,
+  onPostgres,
+  removeTempDirs,
+  schemaConnection,
+  type TestApp,
+} from "./harness.ts";
+
+afterAll(removeTempDirs);
+
+const app = appsPerTest();
+
+async function create(a: TestApp, spec: Record<string, unknown>) {
+  const answer = await a.call("POST", "/v1/errands", { type: "work", ...spec });
+  expect(answer.status).toBe(200);
+  return answer.body.results as { id: string; name: string; status: string };
+}
+
+/** Every page of a list, following `next` from the first: the ids of each page. */
+async function allPages(a: TestApp, path: string, limit: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let after: string | null = null;
+  const glue = path.includes("?") ? "&" : "?";
+  do {
+    const cursor: string = after === null ? "" : `&after=${encodeURIComponent(after)}`;
+    const answer = await a.call("GET", `${path}${glue}limit=${limit}${cursor}`);
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe("OK");
+    pages.push(answer.body.results.map((e: { id: string }) => e.id));
+    after = answer.body.next;
+    expect(pages.length).toBeLessThan(100);
+  } while (after !== null);
+  return pages;
+}
+
+describe("scheduled errands", () => {
+  test("the scheduled list answers scheduled errands only, soonest first, with their logs", async () => {
+    const a = app();
+    const now = a.clock.now();
+    const late = await create(a, { name: "late", options: { runAt: now + 60_000 } });
+    await create(a, { name: "now" });
+    const soon = await create(a, { name: "soon", options: { delay: 1_000 } });
+    // A failure with a backoff waits as a scheduled errand too.
+    const retried = await create(a, {
+      name: "retried",
+      type: "flaky",
+      options: { retries: 1, backoff: { type: "fixed", delay: 30_000 } },
+    });
+    expect((await a.call("POST", "/v1/errands/process/flaky")).status).toBe(200);
+    const failed = await a.call("PUT", `/v1/errand/${retried.id}/failed`, { reason: "boom" });
+    expect(failed.body.results.status).toBe("scheduled");
+
+    const answer = await a.call("GET", "/v1/errands/scheduled");
+    expect(answer.status).toBe(200);
+    expect(answer.body.next).toBeNull();
+    expect(answer.body.results.map((e: { id: string }) => e.id)).toEqual([
+      soon.id,
+      retried.id,
+      late.id,
+    ]);
+    const withLogs = answer.body.results[1];
+    expect(withLogs.status).toBe("scheduled");
+    expect(withLogs.logs.map((l: { message: string }) => l.message)).toContain("boom");
+  });
+
+  test("the scheduled list pages with its cursor to the end, equal times by creation", async () => {
+    const a = app();
+    const now = a.clock.now();
+    const created: Array<{ id: string; at: number }> = [];
+    for (let i = 0; i < 7; i++) {
+      // Three share a time: they come in creation (id) order.
+      const at = now + 1_000 * (i < 3 ? 5 : 7 - i);
+      created.push({ id: (await create(a, { name: `s${i}`, options: { runAt: at } })).id, at });
+    }
+    const expected = [...created]
+      .sort((x, y) => x.at - y.at || (x.id < y.id ? -1 : 1))
+      .map((e) => e.id);
+    const pages = await allPages(a, "/v1/errands/scheduled", 3);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat()).toEqual(expected);
+    const first = await a.call("GET", "/v1/errands/scheduled?limit=2");
+    expect(first.body.next).toMatch(/^\d+:/);
+  });
+
+  test("the scheduled list takes 100 a page when no limit is given", async () => {
+    const a = app();
+    const now = a.clock.now();
+    const errands = Array.from({ length: 101 }, (_, i) => ({
+      name: `s${i}`,
+      type: "work",
+      options: { runAt: now + 1000 + i },
+    }));
+    expect((await a.call("POST", "/v1/errands/batch", { errands })).status).toBe(200);
+    const answer = await a.call("GET", "/v1/errands/scheduled");
+    expect(answer.body.results).toHaveLength(100);
+    const rest = await a.call(
+      "GET",
+      `/v1/errands/scheduled?after=${encodeURIComponent(answer.body.next)}`,
+    );
+    expect(rest.body.results.map((e: { name: string }) => e.name)).toEqual(["s100"]);
+    expect(rest.body.next).toBeNull();
+  });
+
+  test("a bad cursor or limit on the scheduled list is 400 with the error envelope", async () => {
+    const a = app();
+    for (const query of [
+      "after=nonsense",
+      "after=12",
+      "after=12:",
+      "after=-1:x",
+      "after=1.5:x",
+      "after=99999999999999999:x",
+      `after=${"1".repeat(101)}`,
+      "limit=0",
+      "limit=10001",
+      "limit=ten",
+    ]) {
+      const answer = await a.call("GET", `/v1/errands/scheduled?${query}`);
+      expect({ query, status: answer.status }).toEqual({ query, status: 400 });
+      expect(typeof answer.body.message).toBe("string");
+      expect(typeof answer.body.error).toBe("string");
+    }
+    // A cursor past every errand is an empty last page.
+    const past = await a.call("GET", "/v1/errands/scheduled?after=9000000000000000:x");
+    expect(past.body).toEqual({ status: "OK", results: [], next: null });
+  });
+});
+
+describe("search by name prefix", () => {
+  test("?name= lists the errands whose name starts with it, in creation order", async () => {
+    const a = app();
+    const names = ["report-2", "report-1", "Report-3", "repo", "a report", "report"];
+    const ids = new Map<string, string>();
+    for (const name of names) ids.set(name, (await create(a, { name })).id);
+    const streamed = await a.call("GET", "/v1/errands?name=report");
+    expect(streamed.status).toBe(200);
+    expect(streamed.body.results.map((e: { name: string }) => e.name)).toEqual([
+      "report-2",
+      "report-1",
+      "report",
+    ]);
+    const pages = await allPages(a, "/v1/errands?name=repo", 2);
+    expect(pages.map((p) => p.length)).toEqual([2, 2]);
+    expect(pages.flat()).toEqual(
+      ["report-2", "report-1", "repo", "report"].map((n) => ids.get(n) ?? ""),
+    );
+  });
+
+  test("?name= takes %, _, \\ and characters beyond ASCII literally", async () => {
+    const a = app();
+    const names = ["50%_off", "50%x", "50a_off", "a\\b", "axb", "über", "uber", "日本語", "😀!"];
+    for (const name of names) await create(a, { name });
+    const search = async (prefix: string) => {
+      const answer = await a.call("GET", `/v1/errands?name=${encodeURIComponent(prefix)}`);
+      expect(answer.status).toBe(200);
+      return answer.body.results.map((e: { name: string }) => e.name);
+    };
+    expect(await search("50%")).toEqual(["50%_off", "50%x"]);
+    expect(await search("50%_")).toEqual(["50%_off"]);
+    expect(await search("a\\")).toEqual(["a\\b"]);
+    expect(await search("ü")).toEqual(["über"]);
+    expect(await search("日本")).toEqual(["日本語"]);
+    expect(await search("😀")).toEqual(["😀!"]);
+    expect(await search("%")).toEqual([]);
+  });
+
+  test("an empty or too long name prefix is 400", async () => {
+    const a = app();
+    for (const query of ["name=", `name=${"n".repeat(1001)}`]) {
+      const answer = await a.call("GET", `/v1/errands?${query}`);
+      expect(answer.status).toBe(400);
+      expect(typeof answer.body.message).toBe("string");
+    }
+    expect((await a.call("GET", `/v1/errands?name=${"n".repeat(1000)}`)).status).toBe(200);
+  });
+});
+
+describe.skipIf(onPostgres)("cost of the lists", () => {
+  test("the scheduled list and the name search read an index, never the whole table", async () => {
+    const a = app();
+    const now = a.clock.now();
+    const errands = Array.from({ length: 200 }, (_, i) => ({
+      name: `e${i}`,
+      type: "work",
+      options: i % 2 ? { runAt: now + i } : {},
+    }));
+    await a.call("POST", "/v1/errands/batch", { errands });
+    // No ANALYZE: a new store has no statistics, and the plans must hold without them.
+    const sql = new ReadStatements(a.store.writer).errands;
+    sql.pageScheduled.all(now, "x", 100);
+    sql.pageByName.all("e1", "e2", "", 100);
+    const planOf = (statement: Statement) =>
+      a.store.writer
+        .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
+        .all()
+        .map((row) => row.detail);
+    const scheduled = planOf(sql.pageScheduled as unknown as Statement);
+    const byName = planOf(sql.pageByName as unknown as Statement);
+    expect(scheduled.some((step) => step.includes("INDEX errands_due"))).toBe(true);
+    // Served in index order: nothing to sort.
+    expect(scheduled.filter((step) => step.includes("TEMP B-TREE"))).toEqual([]);
+    expect(byName.some((step) => step.includes("COVERING INDEX errands_name"))).toBe(true);
+    for (const plan of [scheduled, byName]) {
+      expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
+    }
+  });
+});
+
+describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
+  test("the scheduled list and the name search each have an index to read", async () => {
+    const a = app();
+    const now = a.clock.now();
+    const errands = Array.from({ length: 200 }, (_, i) => ({
+      name: `e${i}`,
+      type: "work",
+      options: i % 2 ? { runAt: now + i } : {},
+    }));
+    await a.call("POST", "/v1/errands/batch", { errands });
+    const sql = await schemaConnection(a);
+    try {
+      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
+      // the table has no index that serves its statement.
+      await sql`SET enable_seqscan = off`;
+      let plans: string[] = [];
+      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+        return sql(strings, ...values);
+      };
+      const reads = new PgTx(explaining as unknown as SQL, []);
+      const cases: Array<[() => Promise<unknown>, string]> = [
+        [() => reads.scheduledPage(null, 100), "errands_due"],
+        [() => reads.scheduledPage({ runAt: now + 50, id: "x" }, 100), "errands_due"],
+        [() => reads.errandPageByName("e1", "", 100), "errands_name"],
+      ];
+      for (const [run, index] of cases) {
+        plans = [];
+        await run();
+        const plan = plans.join("\n");
+        expect(plan).toMatch(new RegExp(`(using|on) ${index} `));
+        expect(plan).not.toMatch(/Seq Scan on errands\b/);
+      }
+    } finally {
+      await sql.close();
+    }
+  });
+});
