@@ -49,6 +49,7 @@ const TEMPLATES = [
   ["POST", "/v1/errands"],
   ["POST", "/v1/errands/batch"],
   ["GET", "/v1/errands"],
+  ["GET", "/v1/errands/scheduled"],
   ["GET", "/v1/errands/list/:key/:val"],
   ["POST", "/v1/errands/process/:type"],
   ["POST", "/v1/errands/process"],
@@ -173,7 +174,8 @@ const KEYS = ["k1", "k2", "k3"];
 /** Query values by key. No long valid `wait`: a held claim would stall the run. */
 const QUERY_VALUES: Record<string, string[]> = {
   limit: ["0", "1", "3", "10001", "-5", "abc", "1.5", "9".repeat(30)],
-  after: ["", "0", "z", "x".repeat(65), "%ZZ"],
+  after: ["", "0", "z", "x".repeat(65), "%ZZ", "1767225600000:z", "-1:a"],
+  name: ["e", "f", "", "%25", "_", "%ZZ", "x".repeat(1001)],
   type: [...TYPES, "", "%ZZ"],
   wait: ["0.001", "0.01", "0.02", "1e-3", "0", "-1", "61", "Infinity", "NaN", "abc", ""],
   next: ["true", "false", "1", "0", "TRUE", "yes", ""],
@@ -194,6 +196,8 @@ function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/errands/notifications")) return ["events", "lastEventId"];
   if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
   if (path.startsWith("/v1/pipeline")) return ["dryRun"];
+  if (path.startsWith("/v1/errands/scheduled")) return ["limit", "after"];
+  if (path === "/v1/errands" || path === "/v1/errands/") return ["limit", "after", "name"];
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
   return [];
 }
