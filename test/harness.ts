@@ -44,6 +44,8 @@ export async function testEnded(): Promise<void> {
 
 export async function fileEnded(): Promise<void> {
   await closeAll([...open]);
+  // And the temp dirs and PostgreSQL schemas of files that do not remove them themselves.
+  await removeTempDirs();
 }
 
 async function closeAll(apps: TestApp[]): Promise<void> {
