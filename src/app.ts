@@ -121,10 +121,7 @@ export function createApp(deps: AppDeps) {
         });
       }
       // Refused here, before any body is read; checked again below on the route matched.
-      if (
-        auth.guards(request.method, target.path) &&
-        !auth.admits(request, target.path, target.search)
-      ) {
+      if (auth.guards(request.method, target.path) && !auth.admits(request, target.path)) {
         set.headers["www-authenticate"] = BEARER_CHALLENGE;
         const error = new Unauthorized();
         return refuse(401, { message: error.message, error: error.detail });
@@ -133,8 +130,7 @@ export function createApp(deps: AppDeps) {
     // The decision that counts: made on the route the router actually chose, whatever path
     // the URL seemed to have, before its input is validated. Only the health route is exempt.
     .onTransform(({ request, route }) => {
-      const search = requestTarget(request.url)?.search ?? "";
-      if (auth.guards(request.method, route) && !auth.admits(request, route, search)) {
+      if (auth.guards(request.method, route) && !auth.admits(request, route)) {
         throw new Unauthorized();
       }
     })
@@ -190,10 +186,7 @@ export function createApp(deps: AppDeps) {
     methods ??= new RouteMethods(app.routes);
     const refused = methods.refusing(request.method, target.path);
     if (refused === null) return null;
-    if (
-      auth.guards(request.method, refused.route) &&
-      !auth.admits(request, refused.route, target.search)
-    ) {
+    if (auth.guards(request.method, refused.route) && !auth.admits(request, refused.route)) {
       return toErrorAnswer("UNAUTHORIZED", new Unauthorized());
     }
     headers.allow = refused.allow;

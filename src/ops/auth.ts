@@ -42,9 +42,13 @@ export class Auth {
 
   /** Whether the request carries one of the tokens, in its Authorization header or, where a
    *  browser cannot set one, in ?token=. */
-  admits(request: Request, route: string, search: string): boolean {
+  admits(request: Request, route: string): boolean {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
-    const inQuery = this.takesQueryToken(route) ? new URLSearchParams(search).get("token") : null;
+    // The query string is read only where it may hold the token.
+    const inQuery =
+      bearer === undefined && this.takesQueryToken(route)
+        ? new URLSearchParams(requestTarget(request.url)?.search ?? "").get("token")
+        : null;
     const token = bearer ?? inQuery;
     if (!token) return false;
     const candidate = digest(token);
