@@ -308,6 +308,42 @@ describe("scheduled errands", () => {
   });
 });
 
+describe("the deadlines an errand answers", () => {
+  test("runAt while scheduled, ttlDeadline and heartbeatDeadline while active, none once finished", async () => {
+    const a = app();
+    const start = a.clock.now();
+    const e = await create(a, { delay: 60_000, ttl: 5, heartbeat: 30 });
+    expect(e.runAt).toBe(start + 60_000);
+    expect(e.ttlDeadline).toBeUndefined();
+    expect((await get(a, e.id)).runAt).toBe(start + 60_000);
+    a.clock.advance(60_000);
+    await a.sweep();
+    const queued = await get(a, e.id);
+    expect(queued.status).toBe("inactive");
+    expect(queued.runAt).toBeUndefined();
+    a.clock.advance(1_000);
+    const claimed = (await claim(a)).body.results;
+    expect(claimed.ttlDeadline).toBe(start + 61_000 + 5 * 60_000);
+    expect(claimed.heartbeatDeadline).toBe(start + 61_000 + 30_000);
+    a.clock.advance(10_000);
+    await a.call("POST", `/v1/errand/${e.id}/heartbeat`, {});
+    expect((await get(a, e.id)).heartbeatDeadline).toBe(start + 71_000 + 30_000);
+    const done = (await a.call("PUT", `/v1/errand/${e.id}/completed`, {})).body.results;
+    expect(done.status).toBe("completed");
+    for (const field of ["runAt", "ttlDeadline", "heartbeatDeadline"]) {
+      expect(done[field]).toBeUndefined();
+    }
+  });
+
+  test("an errand without those options answers none of them (v1's shape)", async () => {
+    const a = app();
+    const e = await create(a);
+    const claimed = (await claim(a)).body.results;
+    expect(Object.keys(claimed).filter((k) => k.endsWith("Deadline") || k === "runAt")).toEqual([]);
+    expect((await get(a, e.id)).runAt).toBeUndefined();
+  });
+});
+
 describe("backoff", () => {
   test("fixed: a failure that re-queues waits delay as a scheduled errand", async () => {
     const a = app();

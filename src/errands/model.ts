@@ -126,6 +126,17 @@ export const Errand = t.Object(
     completed: t.Optional(Integer()),
     logs: t.Optional(t.Array(Log)),
     pipeline: t.Optional(t.String()),
+    runAt: t.Optional(
+      Integer({ description: "While scheduled (or blocked with a time to wait): when it comes due" }),
+    ),
+    ttlDeadline: t.Optional(
+      Integer({ description: "While active with `options.ttl`: when it fails with TTL Expired" }),
+    ),
+    heartbeatDeadline: t.Optional(
+      Integer({
+        description: "While active with `options.heartbeat`: when its worker must next be heard from",
+      }),
+    ),
     dependencyResults: t.Optional(
       t.Record(t.String(), JsonObject, {
         description:

@@ -25,5 +25,8 @@ export function toErrand(record: ErrandRecord, logs: LogEntry[]): Errand {
   if (record.completed) errand.completed = record.completed;
   if (logs.length > 0) errand.logs = logs;
   if (record.pipeline !== null) errand.pipeline = record.pipeline;
+  if (record.runAt !== null) errand.runAt = record.runAt;
+  if (record.ttlDeadline !== null) errand.ttlDeadline = record.ttlDeadline;
+  if (record.heartbeatDeadline !== null) errand.heartbeatDeadline = record.heartbeatDeadline;
   return errand;
 }
