@@ -23,6 +23,7 @@ import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
 import type { Driver } from "./store/driver.ts";
+import { History } from "./types/history.ts";
 import { typeRoutes } from "./types/routes.ts";
 import { TypeService } from "./types/service.ts";
 import { VERSION } from "./version.ts";
@@ -74,6 +75,8 @@ export function createApp(deps: AppDeps) {
     maxTypes: config.metricsMaxTypes,
   });
   bus.observe((event) => metrics.observe(event));
+  const history = new History(driver, clock);
+  bus.observe((event) => history.observe(event));
   const auth = new Auth(config.tokens, config.metricsPublic);
   const cors = new Cors(config.corsOrigins);
   /** When each request arrived, for the latency histogram. */
@@ -165,7 +168,7 @@ export function createApp(deps: AppDeps) {
     .use(swaggerRoutes("Errands API"))
     .use(errandRoutes(errands, waiters))
     .use(pipelineRoutes(pipelines))
-    .use(typeRoutes(types))
+    .use(typeRoutes(types, history))
     .use(streams.routes());
 
   // Built once, on first request, from every route above.
@@ -200,13 +203,15 @@ export function createApp(deps: AppDeps) {
   };
 
   /**
-   * One pass of the background checks: schedules come due, TTL and heartbeat expiry, event
-   * and idempotency-key retention. Each is an indexed query.
+   * One pass of the background checks: schedules come due, TTL and heartbeat expiry, the
+   * per-minute history, event and idempotency-key retention. Each is an indexed query.
    */
   const sweep = async () => {
     await errands.promoteDue();
     await errands.expireOverdue();
     await errands.expireSilent();
+    // After the expiries, so their failures are written in this pass.
+    await history.sweep();
     await bus.prune(driver, clock.now() - config.eventRetentionMs);
     await keys.prune();
     await driver.maintain?.();
@@ -218,7 +223,20 @@ export function createApp(deps: AppDeps) {
     streams.closeAll();
   };
 
-  return { app, bus, keys, errands, pipelines, types, waiters, streams, metrics, sweep, release };
+  return {
+    app,
+    bus,
+    keys,
+    errands,
+    pipelines,
+    types,
+    history,
+    waiters,
+    streams,
+    metrics,
+    sweep,
+    release,
+  };
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -52,6 +52,12 @@ async function openDriver(config: Config): Promise<Driver> {
   return driver;
 }
 
+/** A failure for the log: a 503's detail says what failed ("Failed to connect"), its message
+ *  alone does not. */
+function describeFailure(error: unknown): string {
+  return error instanceof DomainError ? `${error.message}: ${error.detail}` : String(error);
+}
+
 /** A database URL without its password, for the log. */
 function redact(url: string): string {
   return url.replace(/(\/\/[^:/@]*):[^@]*@/, "$1:***@");
@@ -62,7 +68,12 @@ async function serve(args: string[]): Promise<void> {
   if (rest.length > 0) die(`unexpected argument ${rest[0]}`, 2);
   const logger = createLogger(config.logLevel);
   const store = await openDriver(config);
-  const { app, sweep, release } = createApp({ driver: store, clock: systemClock, config, logger });
+  const { app, sweep, release, history } = createApp({
+    driver: store,
+    clock: systemClock,
+    config,
+    logger,
+  });
   try {
     app.listen({
       hostname: config.hostname,
@@ -90,19 +101,14 @@ async function serve(args: string[]): Promise<void> {
     auth: config.tokens.length > 0,
   });
 
-  let sweeping = false;
+  /** The sweep running now, if one is. */
+  let sweeping: Promise<void> | null = null;
   const sweeper = setInterval(() => {
     if (sweeping) return;
-    sweeping = true;
-    sweep()
-      .catch((error) =>
-        logger.error("sweep failed", {
-          // A 503's detail says what failed ("Failed to connect"); its message alone does not.
-          error: error instanceof DomainError ? `${error.message}: ${error.detail}` : String(error),
-        }),
-      )
+    sweeping = sweep()
+      .catch((error) => logger.error("sweep failed", { error: describeFailure(error) }))
       .finally(() => {
-        sweeping = false;
+        sweeping = null;
       });
   }, config.sweepIntervalMs);
 
@@ -141,6 +147,13 @@ async function serve(args: string[]): Promise<void> {
     }
     // Let writes of the last requests commit before closing.
     await new Promise((resolve) => setImmediate(resolve));
+    // The history counted since the last sweep, so a clean stop loses none of it.
+    await sweeping;
+    try {
+      await history.flush();
+    } catch (error) {
+      logger.error("writing the history failed", { error: describeFailure(error) });
+    }
     await finish(false);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -69,6 +69,7 @@ const TEMPLATES = [
   ["DELETE", "/v1/pipeline/:pid"],
   ["GET", "/v1/pipelines"],
   ["GET", "/v1/types"],
+  ["GET", "/v1/types/history"],
   ["PUT", "/v1/types/:type"],
   ["GET", "/health"],
   ["GET", "/metrics"],
@@ -188,6 +189,7 @@ const QUERY_VALUES: Record<string, string[]> = {
   "": ["1"],
   "%ZZ": ["%ZZ"],
   "type[]": TYPES,
+  minutes: ["1", "60", "1440", "0", "1441", "-1", "1.5", "abc", ""],
 };
 /** The query keys each route reads. */
 function queryKeysOf(path: string): string[] {
@@ -199,6 +201,7 @@ function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/errands/scheduled")) return ["limit", "after"];
   if (path === "/v1/errands" || path === "/v1/errands/") return ["limit", "after", "name"];
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
+  if (path.startsWith("/v1/types/history")) return ["minutes", "type"];
   return [];
 }
 
@@ -613,7 +616,21 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
     problems.push(`${errands.length} errands listed, ${counted} counted by /v1/types`);
   }
   problems.push(...(await pipelineProblems(app)));
+  problems.push(...(await historyProblems(app)));
   return problems;
+}
+
+/** The history's totals per minute are the sums of its minutes per type. */
+async function historyProblems(app: TestApp): Promise<string[]> {
+  await app.sweep();
+  const n = await countOf(
+    app,
+    `SELECT count(*) AS n FROM minute_totals t
+      WHERE completed != (SELECT coalesce(sum(completed), 0) FROM minute_counts WHERE minute = t.minute)
+         OR failed != (SELECT coalesce(sum(failed), 0) FROM minute_counts WHERE minute = t.minute)
+         OR waiting != (SELECT coalesce(sum(waiting), 0) FROM minute_counts WHERE minute = t.minute)`,
+  );
+  return n === 0 ? [] : [`${n} minutes of the history whose totals are not their types' sums`];
 }
 
 /** Pipelines: whole (errands and edges of their own), and each status as its errands make it. */

@@ -11,6 +11,7 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
+import { PgTx } from "../src/store/postgres/access.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import type { ErrandRecord } from "../src/store/records.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
@@ -238,6 +239,37 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
   if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
   await (a.store as unknown as PostgresDriver).ready;
   return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/**
+ * Runs `check` with a PostgreSQL transaction on the app's schema that explains each statement
+ * as it is about to run it, and `plansOf(run)`: the plans of the statements `run` made. Table
+ * scans are priced out: so small a table is cheaper to scan, and a plan that still scans the
+ * table has no index that serves its statement. PostgreSQL runs only.
+ */
+export async function withExplainedTx(
+  a: TestApp,
+  check: (tx: PgTx, plansOf: (run: () => Promise<unknown>) => Promise<string>) => Promise<void>,
+): Promise<void> {
+  const sql = await schemaConnection(a);
+  try {
+    await sql`SET enable_seqscan = off`;
+    let plans: string[] = [];
+    const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+      const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+      const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+      plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+      return sql(strings, ...values);
+    };
+    const tx = new PgTx(explaining as unknown as SQL, []);
+    await check(tx, async (run) => {
+      plans = [];
+      await run();
+      return plans.join("\n");
+    });
+  } finally {
+    await sql.close();
+  }
 }
 
 /**

@@ -8,8 +8,6 @@ interface Route {
   /** The template as the app declared it: `/v1/errand/:id`. */
   path: string;
   methods: Set<string>;
-  /** The Allow header's value. */
-  allow: string;
 }
 
 interface Node {
@@ -42,7 +40,7 @@ export class RouteMethods {
         node = childOf(node, segment);
       }
       const slot = rest ? "rest" : "route";
-      const route = node[slot] ?? { path, methods: new Set<string>(), allow: "" };
+      const route = node[slot] ?? { path, methods: new Set<string>() };
       node[slot] = route;
       route.methods.add(method.toUpperCase());
       all.push(route);
@@ -50,20 +48,24 @@ export class RouteMethods {
     for (const route of all) {
       if (route.methods.has("GET")) route.methods.add("HEAD");
       route.methods.add("OPTIONS");
-      const known = METHOD_ORDER.filter((m) => route.methods.has(m));
-      const others = [...route.methods].filter((m) => !METHOD_ORDER.includes(m)).sort();
-      route.allow = [...known, ...others].join(", ");
     }
   }
 
   /**
    * The route a path reaches when it does not take `method`: its template and Allow header.
-   * Null for a path no route reaches, and for one that takes the method (or any, `ALL`).
+   * Null for a path no route reaches, and for one that takes the method (or any, `ALL`). A path
+   * both a static and a parameter template reach (`/v1/types/history`, `/v1/types/:type`)
+   * takes the methods of both: the router tries the parameter for a method the static lacks.
    */
   refusing(method: string, path: string): { route: string; allow: string } | null {
-    const route = find(this.root, segmentsOf(path), 0);
-    if (route === undefined || route.methods.has(method) || route.methods.has("ALL")) return null;
-    return { route: route.path, allow: route.allow };
+    const routes = find(this.root, segmentsOf(path), 0);
+    const first = routes[0];
+    if (first === undefined) return null;
+    const methods = new Set(routes.flatMap((route) => [...route.methods]));
+    if (methods.has(method) || methods.has("ALL")) return null;
+    const known = METHOD_ORDER.filter((m) => methods.has(m));
+    const others = [...methods].filter((m) => !METHOD_ORDER.includes(m)).sort();
+    return { route: first.path, allow: [...known, ...others].join(", ") };
   }
 }
 
@@ -84,13 +86,18 @@ function segmentsOf(path: string): string[] {
   return trimmed.split("/").slice(1);
 }
 
-/** A static segment before a parameter, as the router prefers; a parameter is never empty. */
-function find(node: Node, segments: string[], at: number): Route | undefined {
-  if (at === segments.length) return node.route ?? node.rest;
+/**
+ * Every template that reaches the path, in the router's order: a static segment before a
+ * parameter; a parameter is never empty; a `*` only when nothing else reaches it.
+ */
+function find(node: Node, segments: string[], at: number): Route[] {
+  const rest = node.rest ? [node.rest] : [];
+  if (at === segments.length) return node.route ? [node.route] : rest;
   const segment = segments[at] ?? "";
   const exact = node.statics.get(segment);
-  const found =
-    (exact && find(exact, segments, at + 1)) ??
-    (node.param && segment !== "" ? find(node.param, segments, at + 1) : undefined);
-  return found ?? node.rest;
+  const found = [
+    ...(exact ? find(exact, segments, at + 1) : []),
+    ...(node.param && segment !== "" ? find(node.param, segments, at + 1) : []),
+  ];
+  return found.length > 0 ? found : rest;
 }

@@ -12,11 +12,14 @@ import type {
   ErrandRecord,
   EventRecord,
   LogEntry,
+  MinuteCounts,
+  MinuteDelta,
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
   Status,
   TypeControlsRecord,
+  WaitingCount,
 } from "./records.ts";
 
 export type ErrandFilter =
@@ -68,6 +71,13 @@ export interface Reads {
   typeControls(): Promise<TypeControlsRecord[]>;
   /** When the longest-waiting inactive errand of a type was created, or null. */
   oldestWaiting(type: string): Promise<number | null>;
+
+  /**
+   * The stored minutes from `from` on, oldest first: summed over all types, or with `type`
+   * that type's (waiting 0 in a sampled minute the type had no sample in). A minute neither
+   * counted nor sampled has no row.
+   */
+  minuteCounts(from: number, type?: string): Promise<MinuteCounts[]>;
 
   /** Up to `limit` events with an id after `after`, in id order. */
   eventsAfter(after: number, limit: number): Promise<EventRecord[]>;
@@ -141,6 +151,20 @@ export interface WriteTx extends Reads {
 
   typeControl(type: string): Promise<TypeControlsRecord | null>;
   setTypeControl(control: TypeControlsRecord): Promise<void>;
+
+  /** Adds counts to the stored minutes, per type and to the minutes' totals. */
+  addMinuteCounts(deltas: MinuteDelta[]): Promise<void>;
+  /**
+   * Stores a sample of the waiting errands in `minute` (the types with any; a type it does not
+   * name has none), replacing any earlier sample of the minute; with no types, the minute is
+   * sampled with none waiting.
+   */
+  setWaitingSample(minute: number, waiting: WaitingCount[]): Promise<void>;
+  /**
+   * Deletes up to `limit` per-type minutes before `before`, oldest first, and every minute's
+   * total before it; answers how many per-type minutes went.
+   */
+  pruneMinuteCounts(before: number, limit: number): Promise<number>;
 
   /** Rewrites one row: a write that must reach the disk (the health check). */
   probe(now: number): Promise<void>;

@@ -106,6 +106,30 @@ export interface CountRow {
   count: number;
 }
 
+/** What one instance counted in one minute for one type, to add to the stored history. */
+export interface MinuteDelta {
+  /** The minute's start, ms since the epoch. */
+  minute: number;
+  type: string;
+  completed: number;
+  failed: number;
+}
+
+/** Inactive errands of a type as sampled. */
+export interface WaitingCount {
+  type: string;
+  waiting: number;
+}
+
+/** One minute of the stored history, of one type or of all. */
+export interface MinuteCounts {
+  minute: number;
+  completed: number;
+  failed: number;
+  /** Inactive errands as sampled in the minute; null when no sample of it was written. */
+  waiting: number | null;
+}
+
 export interface EventRecord {
   id: number;
   event: string;

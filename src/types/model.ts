@@ -1,7 +1,8 @@
-// Schemas of the per-type controls.
+// Schemas of the per-type controls, summaries and history.
 
 import { type Static, t } from "elysia";
 import { Integer } from "../errands/model.ts";
+import { HISTORY_MINUTES } from "./history.ts";
 
 export const TypeControls = t.Object(
   {
@@ -39,3 +40,37 @@ export const TypeSummary = t.Object(
   },
 );
 export type TypeSummary = Static<typeof TypeSummary>;
+
+export const HistoryQuery = t.Object({
+  // Query strings are text: Elysia's t.Integer reads "60" as 60.
+  minutes: t.Integer({
+    minimum: 1,
+    maximum: HISTORY_MINUTES,
+    default: 60,
+    description: `Minutes answered, the current one last; 60 when not given, at most ${HISTORY_MINUTES} (24 h)`,
+    error: `minutes must be a whole number from 1 to ${HISTORY_MINUTES}`,
+  }),
+  type: t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 255,
+      description: "Only this type's counts; without it, every type's summed",
+      error: "type must be 1 to 255 characters",
+    }),
+  ),
+});
+
+export const HistoryMinute = t.Object(
+  {
+    minute: Integer({ description: "The minute's start, ms since the epoch" }),
+    completed: Integer({ description: "`completed` events in the minute" }),
+    failed: Integer({
+      description: "`failed` events in the minute: every failed attempt, re-queued ones included",
+    }),
+    waiting: t.Union([Integer(), t.Null()], {
+      description:
+        "Inactive errands as sampled in the minute; null when no sample was taken (no server running)",
+    }),
+  },
+  { examples: [{ minute: 1767225600000, completed: 42, failed: 3, waiting: 17 }] },
+);

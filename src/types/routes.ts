@@ -1,11 +1,13 @@
-// GET /v1/types and PUT /v1/types/:type: the queue by type, and its controls.
+// GET /v1/types, GET /v1/types/history and PUT /v1/types/:type: the queue by type, its
+// history by minute, and its controls.
 
 import { Elysia, t } from "elysia";
-import { ErrorBody, ok } from "../errands/model.ts";
-import { TypeControls, TypeSummary } from "./model.ts";
+import { ErrorBody, errorBody, ok } from "../errands/model.ts";
+import type { History } from "./history.ts";
+import { HistoryMinute, HistoryQuery, TypeControls, TypeSummary } from "./model.ts";
 import type { TypeService } from "./service.ts";
 
-export function typeRoutes(types: TypeService) {
+export function typeRoutes(types: TypeService, history: History) {
   return new Elysia({ tags: ["types"] })
     .get("/v1/types", async () => ({ status: "OK" as const, results: await types.list() }), {
       response: { 200: ok(t.Array(TypeSummary)) },
@@ -13,6 +15,27 @@ export function typeRoutes(types: TypeService) {
         summary: "Every type: errands by status, oldest waiting age, paused, concurrency",
       },
     })
+    .get(
+      "/v1/types/history",
+      async ({ query }) => ({
+        status: "OK" as const,
+        results: await history.minutes(query.minutes, query.type),
+      }),
+      {
+        query: HistoryQuery,
+        response: {
+          200: ok(t.Array(HistoryMinute)),
+          400: errorBody(
+            "`minutes` is not a whole number from 1 to 1440, or `type` is empty or longer than 255 characters",
+          ),
+        },
+        detail: {
+          summary: "Completed, failed and waiting errands per minute, of one type or of all",
+          description:
+            "Exactly `minutes` entries (60 unless given, at most 1440), oldest first, the last being the current minute. `completed` and `failed` count the `completed` and `failed` events of the minute (every failed attempt, re-queued ones and TTL or heartbeat expiries included; a bulk update's status change is an `updated` event and not counted). `waiting` is the number of `inactive` errands sampled in the minute, null for a minute no server was running. Kept by the server as it goes, 24 h back, and up to a second behind.",
+        },
+      },
+    )
     .put(
       "/v1/types/:type",
       async ({ params, body }) => ({

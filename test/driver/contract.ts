@@ -1606,6 +1606,107 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
       });
     });
 
+    describe("minute history", () => {
+      const M = 60_000;
+      /** Minute i after T0's (a whole minute). */
+      const minute = (i: number) => Math.floor(T0 / M) * M + i * M;
+      /** Minute i as minuteCounts answers it. */
+      const at = (i: number, completed: number, failed: number, waiting: number | null = null) => ({
+        minute: minute(i),
+        completed,
+        failed,
+        waiting,
+      });
+      /** Adds [minute i, type, completed, failed] counts, as one instance's sweep does. */
+      const add = (driver: Driver, ...counts: Array<[number, string, number, number]>) =>
+        driver.write((tx) =>
+          tx.addMinuteCounts(
+            counts.map(([i, type, completed, failed]) => ({
+              minute: minute(i),
+              type,
+              completed,
+              failed,
+            })),
+          ),
+        );
+      const sample = (driver: Driver, i: number, waiting: Record<string, number>) =>
+        driver.write((tx) =>
+          tx.setWaitingSample(
+            minute(i),
+            Object.entries(waiting).map(([type, n]) => ({ type, waiting: n })),
+          ),
+        );
+
+      test("addMinuteCounts adds to the stored minutes, per type and in total", async () => {
+        const driver = await fresh();
+        const r = driver.reads;
+        expect(await r.minuteCounts(0)).toEqual([]);
+        await add(driver, [1, "t", 2, 1], [1, "u", 5, 0], [0, "t", 0, 3]);
+        // A second instance's counts add up with the first's.
+        await add(driver, [1, "t", 1, 1]);
+        expect(await r.minuteCounts(minute(0))).toEqual([at(0, 0, 3), at(1, 8, 2)]);
+        expect(await r.minuteCounts(minute(1))).toEqual([at(1, 8, 2)]);
+        expect(await r.minuteCounts(minute(0), "t")).toEqual([at(0, 0, 3), at(1, 3, 2)]);
+        // Every stored minute, with zeros for a type with nothing in them.
+        expect(await r.minuteCounts(minute(0), "u")).toEqual([at(0, 0, 0), at(1, 5, 0)]);
+        expect(await r.minuteCounts(minute(2))).toEqual([]);
+      });
+
+      test("setWaitingSample stores the last sample of a minute; 0 for a type it does not name", async () => {
+        const driver = await fresh();
+        const r = driver.reads;
+        await add(driver, [0, "u", 1, 0]);
+        await sample(driver, 0, { t: 4, v: 1 });
+        expect(await r.minuteCounts(minute(0))).toEqual([at(0, 1, 0, 5)]);
+        expect(await r.minuteCounts(minute(0), "t")).toEqual([at(0, 0, 0, 4)]);
+        expect(await r.minuteCounts(minute(0), "u")).toEqual([at(0, 1, 0, 0)]);
+        // Another sample of the same minute replaces the first, its counts untouched: a type
+        // it does not name has none waiting.
+        await sample(driver, 0, { t: 2 });
+        expect(await r.minuteCounts(minute(0))).toEqual([at(0, 1, 0, 2)]);
+        expect(await r.minuteCounts(minute(0), "v")).toEqual([at(0, 0, 0, 0)]);
+        // A sample of no types: the minute was sampled, with none waiting.
+        await sample(driver, 1, {});
+        expect(await r.minuteCounts(minute(1))).toEqual([at(1, 0, 0, 0)]);
+        expect(await r.minuteCounts(minute(1), "t")).toEqual([at(1, 0, 0, 0)]);
+        // Counts added after a sample keep it.
+        await add(driver, [1, "t", 0, 2]);
+        expect(await r.minuteCounts(minute(1), "t")).toEqual([at(1, 0, 2, 0)]);
+      });
+
+      test("pruneMinuteCounts deletes up to `limit` of the oldest per-type minutes, and the totals before the cutoff", async () => {
+        const driver = await fresh();
+        await add(driver, [0, "t", 1, 0], [0, "u", 1, 0], [1, "t", 1, 0], [1, "u", 1, 0]);
+        await add(driver, [2, "t", 1, 0], [2, "u", 1, 0]);
+        await sample(driver, 1, { t: 3 });
+        const prune = (before: number, limit: number) =>
+          driver.write((tx) => tx.pruneMinuteCounts(minute(before), limit));
+        expect(await prune(0, 10)).toBe(0);
+        expect(await prune(2, 3)).toBe(3);
+        // The totals of minutes before the cutoff went at once; their per-type rows follow.
+        expect(await driver.reads.minuteCounts(0)).toEqual([at(2, 2, 0)]);
+        expect(await prune(2, 3)).toBe(1);
+        expect(await prune(2, 3)).toBe(0);
+        expect(await driver.reads.minuteCounts(0, "t")).toEqual([at(2, 1, 0)]);
+        // A minute counted again after its prune starts afresh.
+        await add(driver, [0, "t", 1, 0]);
+        expect(await driver.reads.minuteCounts(0, "t")).toEqual([at(0, 1, 0), at(2, 1, 0)]);
+      });
+
+      test("a rolled-back write leaves the minute history unchanged", async () => {
+        const driver = await fresh();
+        await add(driver, [0, "t", 1, 0]);
+        const boom = new Error("boom");
+        const failed = driver.write(async (tx) => {
+          await tx.addMinuteCounts([{ minute: minute(0), type: "t", completed: 5, failed: 5 }]);
+          await tx.setWaitingSample(minute(0), [{ type: "t", waiting: 9 }]);
+          throw boom;
+        });
+        await expect(failed).rejects.toBe(boom);
+        expect(await driver.reads.minuteCounts(0, "t")).toEqual([at(0, 1, 0)]);
+      });
+    });
+
     describe("health and closing", () => {
       test("probe and ping succeed on an open store", async () => {
         const driver = await fresh();

@@ -17,11 +17,14 @@ import type {
   ErrandRecord,
   EventRecord,
   LogEntry,
+  MinuteCounts,
+  MinuteDelta,
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
   Status,
   TypeControlsRecord,
+  WaitingCount,
 } from "../records.ts";
 
 type Row = Record<string, unknown>;
@@ -255,6 +258,29 @@ export class PgReads implements Reads {
              AS created
         FROM level WHERE level.priority IS NOT NULL`;
     return numOrNull(row?.created);
+  }
+
+  async minuteCounts(from: number, type?: string): Promise<MinuteCounts[]> {
+    // A range of minute_totals' key; with a type, each minute with one seek of its row (a
+    // sampled minute without one had none of the type waiting).
+    const rows =
+      type === undefined
+        ? await this.sql`
+            SELECT minute, completed, failed, waiting FROM minute_totals
+             WHERE minute >= ${from} ORDER BY minute`
+        : await this.sql`
+            SELECT t.minute, coalesce(c.completed, 0) AS completed,
+                   coalesce(c.failed, 0) AS failed,
+                   CASE WHEN t.waiting IS NULL THEN NULL ELSE coalesce(c.waiting, 0) END AS waiting
+              FROM minute_totals t
+              LEFT JOIN minute_counts c ON c.type = ${type} AND c.minute = t.minute
+             WHERE t.minute >= ${from} ORDER BY t.minute`;
+    return rows.map((row: Row) => ({
+      minute: num(row.minute),
+      completed: num(row.completed),
+      failed: num(row.failed),
+      waiting: numOrNull(row.waiting),
+    }));
   }
 
   async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
@@ -640,6 +666,70 @@ export class PgTx extends PgReads implements WriteTx {
     await this.later`
       INSERT INTO types (type, paused, concurrency) VALUES (${c.type}, ${c.paused}, ${c.concurrency})
       ON CONFLICT (type) DO UPDATE SET paused = excluded.paused, concurrency = excluded.concurrency`;
+  }
+
+  /**
+   * Rows are locked in one order by every write of the history, (type, minute) first, then the
+   * totals by minute, so instances adding to the same minutes wait for each other, never
+   * deadlock.
+   */
+  async addMinuteCounts(deltas: MinuteDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    const rows = JSON.stringify(deltas);
+    await this.later`
+      INSERT INTO minute_counts (type, minute, completed, failed)
+      SELECT type, minute, completed, failed
+        FROM jsonb_to_recordset(${rows}::text::jsonb)
+          AS d(type text, minute bigint, completed bigint, failed bigint)
+       ORDER BY type, minute
+      ON CONFLICT (type, minute) DO UPDATE
+        SET completed = minute_counts.completed + excluded.completed,
+            failed = minute_counts.failed + excluded.failed`;
+    await this.later`
+      INSERT INTO minute_totals (minute, completed, failed)
+      SELECT minute, sum(completed), sum(failed)
+        FROM jsonb_to_recordset(${rows}::text::jsonb)
+          AS d(minute bigint, completed bigint, failed bigint)
+       GROUP BY minute ORDER BY minute
+      ON CONFLICT (minute) DO UPDATE
+        SET completed = minute_totals.completed + excluded.completed,
+            failed = minute_totals.failed + excluded.failed`;
+  }
+
+  async setWaitingSample(minute: number, waiting: WaitingCount[]): Promise<void> {
+    // One statement, rows in type order: the sample's types, and 0 for the types an earlier
+    // sample of the minute had waiting and this one does not.
+    await this.later`
+      WITH sample AS (
+        SELECT type, waiting FROM jsonb_to_recordset(${JSON.stringify(waiting)}::text::jsonb)
+          AS w(type text, waiting bigint))
+      INSERT INTO minute_counts (type, minute, waiting)
+      SELECT type, ${minute}::bigint, waiting FROM (
+          SELECT type, waiting FROM sample
+        UNION ALL
+          SELECT c.type, 0 FROM minute_counts c
+           WHERE c.minute = ${minute} AND c.waiting > 0
+             AND NOT EXISTS (SELECT 1 FROM sample s WHERE s.type = c.type)) w
+       ORDER BY type
+      ON CONFLICT (type, minute) DO UPDATE SET waiting = excluded.waiting`;
+    const total = waiting.reduce((sum, w) => sum + w.waiting, 0);
+    await this.later`
+      INSERT INTO minute_totals (minute, waiting) VALUES (${minute}, ${total})
+      ON CONFLICT (minute) DO UPDATE SET waiting = excluded.waiting`;
+  }
+
+  async pruneMinuteCounts(before: number, limit: number): Promise<number> {
+    // SKIP LOCKED: a prune never waits on an instance adding to an old minute, nor it on the
+    // prune, whatever order each locks in.
+    await this.sql`
+      DELETE FROM minute_totals WHERE minute IN (
+        SELECT minute FROM minute_totals WHERE minute < ${before} FOR UPDATE SKIP LOCKED)`;
+    const rows = await this.sql`
+      DELETE FROM minute_counts WHERE (type, minute) IN (
+        SELECT type, minute FROM minute_counts WHERE minute < ${before}
+         ORDER BY minute LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      RETURNING minute`;
+    return rows.length;
   }
 
   async probe(now: number): Promise<void> {

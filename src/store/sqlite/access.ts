@@ -18,14 +18,18 @@ import type {
   ErrandRecord,
   EventRecord,
   LogEntry,
+  MinuteCounts,
+  MinuteDelta,
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
   TypeControlsRecord,
+  WaitingCount,
 } from "../records.ts";
 import type { TypeCounts } from "./counts.ts";
 import { ErrandReads, ErrandWrites, toRecord, toRow } from "./errands.ts";
 import { EventReads, EventWrites } from "./events.ts";
+import { HistoryReads, HistoryWrites } from "./history.ts";
 import { PipelineReads, PipelineWrites, toPipelineRecord } from "./pipelines.ts";
 import { IdempotencySql, TypeReads, TypeWrites } from "./types.ts";
 
@@ -35,12 +39,14 @@ export class ReadStatements {
   readonly pipelines: PipelineReads;
   readonly types: TypeReads;
   readonly events: EventReads;
+  readonly history: HistoryReads;
 
   constructor(db: Database) {
     this.errands = new ErrandReads(db);
     this.pipelines = new PipelineReads(db);
     this.types = new TypeReads(db);
     this.events = new EventReads(db);
+    this.history = new HistoryReads(db);
   }
 }
 
@@ -51,9 +57,11 @@ export class WriteStatements extends ReadStatements {
   readonly typeWrites: TypeWrites;
   readonly eventWrites: EventWrites;
   readonly keys: IdempotencySql;
+  readonly historyWrites: HistoryWrites;
 
   constructor(db: Database) {
     super(db);
+    this.historyWrites = new HistoryWrites(db);
     this.errandWrites = new ErrandWrites(db);
     this.pipelineWrites = new PipelineWrites(db);
     this.typeWrites = new TypeWrites(db);
@@ -156,6 +164,11 @@ export class SqliteReads implements Reads {
 
   async oldestWaiting(type: string): Promise<number | null> {
     return this.s.types.oldestWaiting.get(type)?.created ?? null;
+  }
+
+  async minuteCounts(from: number, type?: string): Promise<MinuteCounts[]> {
+    const h = this.s.history;
+    return type === undefined ? h.totals.all(from) : h.ofType.all(from, type);
   }
 
   async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
@@ -381,6 +394,36 @@ export class SqliteTx extends SqliteReads implements WriteTx {
 
   async setTypeControl(c: TypeControlsRecord): Promise<void> {
     this.w.typeWrites.upsert.get(c.type, c.paused ? 1 : 0, c.concurrency);
+  }
+
+  async addMinuteCounts(deltas: MinuteDelta[]): Promise<void> {
+    const h = this.w.historyWrites;
+    const totals = new Map<number, { completed: number; failed: number }>();
+    for (const d of deltas) {
+      h.addToType.run(d.type, d.minute, d.completed, d.failed);
+      const total = totals.get(d.minute) ?? { completed: 0, failed: 0 };
+      total.completed += d.completed;
+      total.failed += d.failed;
+      totals.set(d.minute, total);
+    }
+    for (const [minute, total] of totals) h.addToTotal.run(minute, total.completed, total.failed);
+  }
+
+  async setWaitingSample(minute: number, waiting: WaitingCount[]): Promise<void> {
+    const h = this.w.historyWrites;
+    h.clearWaiting.run(minute);
+    let total = 0;
+    for (const w of waiting) {
+      h.setTypeWaiting.run(w.type, minute, w.waiting);
+      total += w.waiting;
+    }
+    h.setTotalWaiting.run(minute, total);
+  }
+
+  async pruneMinuteCounts(before: number, limit: number): Promise<number> {
+    const h = this.w.historyWrites;
+    h.pruneTotals.run(before);
+    return h.pruneTypes.run(before, limit).changes;
   }
 
   async probe(now: number): Promise<void> {
