@@ -2,11 +2,16 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import type { SQL } from "bun";
 import type { WriteTx } from "../src/store/driver.ts";
-import { PgTx } from "../src/store/postgres/access.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { makeApp, onPostgres, removeTempDirs, schemaConnection, type TestApp } from "./harness.ts";
+import {
+  explainingTx,
+  makeApp,
+  onPostgres,
+  removeTempDirs,
+  schemaConnection,
+  type TestApp,
+} from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -297,19 +302,7 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
       // the table has no index that serves its statement.
       await sql`SET enable_seqscan = off`;
       // Each statement the engine runs is explained first, as it is about to run.
-      let plans: string[] = [];
-      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-        return sql(strings, ...values);
-      };
-      const tx = new PgTx(explaining as unknown as SQL, []);
-      const plansOf = async (run: () => Promise<unknown>) => {
-        plans = [];
-        await run();
-        return plans.join("\n");
-      };
+      const { tx, plansOf } = explainingTx(sql);
       const now = app.clock.now();
       const cases: Array<[() => Promise<unknown>, string[]]> = [
         [() => tx.nextClaimable("t2"), ["errands_active", "errands_claim"]],

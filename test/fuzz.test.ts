@@ -197,7 +197,9 @@ function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
   if (path.startsWith("/v1/pipeline")) return ["dryRun"];
   if (path.startsWith("/v1/errands/scheduled")) return ["limit", "after"];
-  if (path === "/v1/errands" || path === "/v1/errands/") return ["limit", "after", "name"];
+  if (path === "/v1/errands" || path === "/v1/errands/") {
+    return ["limit", "after", "name", "status", "type"];
+  }
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
   return [];
 }

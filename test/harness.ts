@@ -11,6 +11,7 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
+import { PgTx } from "../src/store/postgres/access.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import type { ErrandRecord } from "../src/store/records.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
@@ -213,7 +214,7 @@ function countCommits(driver: PostgresDriver): () => number {
 export async function storedErrands(a: TestApp): Promise<ErrandRecord[]> {
   const all: ErrandRecord[] = [];
   for (let after = ""; ; ) {
-    const page = await a.store.reads.errandPage(null, after, 1000);
+    const page = await a.store.reads.errandPage({}, after, 1000);
     all.push(...page);
     if (page.length < 1000) return all;
     after = page.at(-1)?.id ?? after;
@@ -238,6 +239,29 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
   if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
   await (a.store as unknown as PostgresDriver).ready;
   return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/**
+ * A PostgreSQL transaction's methods on `sql` that EXPLAIN each statement as it is about to
+ * run, for query-plan tests; `plansOf(run)` answers the plans of the statements `run` made.
+ */
+export function explainingTx(sql: SQL): {
+  tx: PgTx;
+  plansOf: (run: () => Promise<unknown>) => Promise<string>;
+} {
+  let plans: string[] = [];
+  const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+    const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+    plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+    return sql(strings, ...values);
+  };
+  const plansOf = async (run: () => Promise<unknown>) => {
+    plans = [];
+    await run();
+    return plans.join("\n");
+  };
+  return { tx: new PgTx(explaining as unknown as SQL, []), plansOf };
 }
 
 /**

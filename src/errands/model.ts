@@ -237,9 +237,18 @@ export const Paging = t.Object({
   after: t.Optional(t.String({ maxLength: 64 })),
 });
 
-/** GET /v1/errands: the paging of every list, and a name prefix. */
+/** A type to look for: any text, since errands stored before TYPE_PATTERN may hold any. */
+const TypeFilter = t.String({
+  minLength: 1,
+  description: "Only errands of this type",
+  error: "type must not be empty",
+});
+
+/** GET /v1/errands: the paging of every list, a status and a type, or a name prefix. */
 export const ListQuery = t.Object({
   ...Paging.properties,
+  status: t.Optional(Status),
+  type: t.Optional(TypeFilter),
   name: t.Optional(
     t.String({
       minLength: 1,

@@ -5,6 +5,7 @@ import { parseGoDuration } from "../duration.ts";
 import { BadInput, NotFound } from "../errors.ts";
 import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
+import type { ErrandFilter } from "../store/driver.ts";
 import {
   BulkUpdateBody,
   ClearParams,
@@ -93,23 +94,20 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         },
       },
     )
-    .get(
-      "/v1/errands",
-      ({ query }) =>
-        list(query.name === undefined ? null : { key: "name", prefix: query.name }, query),
-      {
-        query: ListQuery,
-        response: {
-          200: OkPage,
-          400: errorBody("`limit` is not a whole number from 1 to 10000, or `name` is empty"),
-        },
-        detail: {
-          summary: "List errands",
-          description:
-            "Every errand in creation order, streamed. With `name`, only the errands whose name starts with it (compared literally). With `limit`, one page; pass the answer's `next` as `after` for the following page.",
-        },
+    .get("/v1/errands", ({ query }) => list(listFilter(query), query), {
+      query: ListQuery,
+      response: {
+        200: OkPage,
+        400: errorBody(
+          "`limit` is not a whole number from 1 to 10000, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type`",
+        ),
       },
-    )
+      detail: {
+        summary: "List errands",
+        description:
+          "Every errand in creation order, streamed. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+      },
+    })
     .get(
       "/v1/errands/scheduled",
       async ({ query }) => {
@@ -133,7 +131,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .get(
       "/v1/errands/list/:key/:val",
-      ({ params, query }) => list({ key: params.key, value: params.val }, query),
+      ({ params, query }) => list(byKey(params.key, params.val), query),
       {
         params: t.Object({ key: ListKey, val: t.String() }),
         query: Paging,
@@ -196,7 +194,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errands/update/:key/:val",
       async ({ params, body }) => {
         const change = bulkChange(body);
-        const filter = { key: params.key, value: params.val };
+        const filter = byKey(params.key, params.val);
         return { status: "OK" as const, count: await errands.updateWhere(filter, change) };
       },
       {
@@ -376,6 +374,23 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         },
       },
     );
+}
+
+/** A name prefix alone, or a status and a type: no index serves a prefix within them. */
+function listFilter(query: { name?: string; status?: Status; type?: string }): Filter {
+  if (query.name === undefined) return { status: query.status, type: query.type };
+  if (query.status !== undefined || query.type !== undefined) {
+    throw new BadInput(
+      "Invalid request",
+      "query.name: a name prefix does not combine with status or type (no index serves them together)",
+    );
+  }
+  return { name: query.name };
+}
+
+/** The filter of list/:key/:val and update/:key/:val. */
+function byKey(key: "status" | "type", value: string): ErrandFilter {
+  return key === "status" ? { status: value } : { type: value };
 }
 
 /** Exactly one of {"status":S} and {"delete":true}. */

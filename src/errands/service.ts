@@ -20,10 +20,17 @@ import { promote } from "../lifecycle/schedule.ts";
 import type { Transition } from "../lifecycle/transition.ts";
 import { heartbeat, log, progress } from "../lifecycle/working.ts";
 import { pageOf, pagesOf } from "../paging.ts";
-import type { Driver, Reads, ScheduledCursor, Staged, WriteTx } from "../store/driver.ts";
+import type {
+  Driver,
+  ErrandFilter,
+  Reads,
+  ScheduledCursor,
+  Staged,
+  WriteTx,
+} from "../store/driver.ts";
 import type { ErrandRecord, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
-import type { Errand, ErrandSpec, ListKey, Log } from "./model.ts";
+import type { Errand, ErrandSpec, Log } from "./model.ts";
 import { toErrand } from "./view.ts";
 
 export interface ErrandServiceDeps {
@@ -55,8 +62,8 @@ export interface PipelineHooks {
   clearFinished(tx: WriteTx, threshold: number, limit: number): Promise<Errand[]>;
 }
 
-/** Which errands a list holds: all, those of a status or type, or those named with a prefix. */
-export type Filter = { key: ListKey; value: string } | { key: "name"; prefix: string } | null;
+/** Which errands a list holds: those of a status, a type, both or neither, or a name prefix. */
+export type Filter = ErrandFilter | { name: string };
 
 /** Where the scheduled list resumes, as a client holds it: `<runAt>:<id>`, opaque to it. */
 export function scheduledCursor(errand: { runAt: number | null; id: string }): string {
@@ -78,6 +85,8 @@ function parseScheduledCursor(text: string): ScheduledCursor {
 export type BulkChange = { status: Status } | { delete: true };
 
 const SWEEP_BATCH = 500;
+/** Ids a bulk update reads at a time, all in its one write. */
+const UPDATE_PAGE = 1000;
 /** About how many errands one write of clear deletes (a pipeline goes whole). */
 const CLEAR_BATCH = 1000;
 
@@ -144,9 +153,9 @@ export class ErrandService {
 
   private readPage(filter: Filter) {
     const reads = this.driver.reads;
-    if (filter?.key === "name") {
-      const { prefix } = filter;
-      return (after: string, limit: number) => reads.errandPageByName(prefix, after, limit);
+    if ("name" in filter) {
+      const { name } = filter;
+      return (after: string, limit: number) => reads.errandPageByName(name, after, limit);
     }
     return (after: string, limit: number) => reads.errandPage(filter, after, limit);
   }
@@ -244,23 +253,28 @@ export class ErrandService {
   }
 
   /** Sets every matching errand to a status, or deletes them all; returns how many. */
-  async updateWhere(filter: { key: ListKey; value: string }, change: BulkChange): Promise<number> {
+  async updateWhere(filter: ErrandFilter, change: BulkChange): Promise<number> {
     if ("status" in change) checkBulkStatus(change.status);
     return this.driver.write(async (tx) => {
       let count = 0;
-      for (const id of await tx.errandIdsWhere(filter)) {
-        const record = await tx.lockErrand(id);
-        if (!record) continue;
-        if ("delete" in change) {
-          // Pipeline errands go with their pipeline.
-          if (record.pipeline !== null) continue;
-          await this.removeIn(tx, record);
-        } else {
-          await this.apply(tx, record, setStatus(record, change.status, this.clock.now()));
+      for (let after = ""; ; ) {
+        // Ids a page at a time, all in this one write.
+        const ids = await tx.errandIdsWhere(filter, after, UPDATE_PAGE);
+        for (const id of ids) {
+          const record = await tx.lockErrand(id);
+          if (!record) continue;
+          if ("delete" in change) {
+            // Pipeline errands go with their pipeline.
+            if (record.pipeline !== null) continue;
+            await this.removeIn(tx, record);
+          } else {
+            await this.apply(tx, record, setStatus(record, change.status, this.clock.now()));
+          }
+          count++;
         }
-        count++;
+        if (ids.length < UPDATE_PAGE) return count;
+        after = ids[ids.length - 1] ?? after;
       }
-      return count;
     });
   }
 
