@@ -280,6 +280,62 @@ export const ScheduledQuery = t.Object({
   ),
 });
 
+/** Most errands one bulk retry or delete takes: its ids, or a batch of its filter. */
+export const BULK_MAX = 1000;
+
+export const BulkBody = t.Object(
+  {
+    ids: t.Optional(
+      t.Array(t.String(), {
+        minItems: 1,
+        maxItems: BULK_MAX,
+        description: `1 to ${BULK_MAX} errand ids; an unknown one is skipped`,
+        error: `ids must be an array of 1 to ${BULK_MAX} ids`,
+      }),
+    ),
+    filter: t.Optional(
+      t.Object(
+        { status: t.Optional(Status), type: t.Optional(TypeFilter) },
+        {
+          // A misspelt key must not widen the filter to every errand.
+          additionalProperties: false,
+          description: "The errands of a status, a type, or both; `{}` is every errand",
+        },
+      ),
+    ),
+    after: t.Optional(
+      t.String({
+        maxLength: 64,
+        description: "With `filter`: the `next` of the previous answer",
+        error: "after must be the `next` of a previous answer, at most 64 characters",
+      }),
+    ),
+  },
+  {
+    ...lenient,
+    description: 'Exactly one of `{"ids":[…]}` and `{"filter":{…},"after"?:id}`.',
+    examples: [{ ids: ["019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f"] }, { filter: { status: "failed" } }],
+  },
+);
+export type BulkBody = Static<typeof BulkBody>;
+
+export const OkBulk = t.Object(
+  {
+    status: t.Literal("OK"),
+    count: Integer({ description: "Errands retried or deleted" }),
+    skipped: Integer({ description: "Errands the rule refused, unknown ids, or gone meanwhile" }),
+    next: t.Union([t.String(), t.Null()], {
+      description:
+        "With a filter: the last id examined when more may match (send it as `after`); null when the filter is exhausted, and always with `ids`",
+    }),
+  },
+  {
+    examples: [
+      { status: "OK", count: 998, skipped: 2, next: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f" },
+    ],
+  },
+);
+
 export const ErrorBody = t.Object(
   { message: t.String(), error: t.Optional(t.String()) },
   { examples: [{ message: "Errand not found", error: "no errand has id 42" }] },
