@@ -80,12 +80,22 @@ describe("tokens hold whatever the Host, path or method", () => {
   });
 
   test("an errand planted by no one: each route, through every disguise, without the token", async () => {
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    // A completed errand, which a bulk retry or delete let through would change.
+    await app.call("POST", "/v1/errands", { name: "kept", type: "t1" }, bearer);
+    const claimed = await app.call("POST", "/v1/errands/process/t1", undefined, bearer);
+    const kept = (
+      await app.call("PUT", `/v1/errand/${claimed.body.results.id}/completed`, {}, bearer)
+    ).body.results;
+    expect(kept.status).toBe("completed");
     const refused: string[] = [];
     for (const { method, path } of routes) {
       const targets = [path, `/health?${path}`, `/x/health?y${path}`, `/health/..${path}`];
       for (const host of HOSTS) {
         for (const target of targets) {
-          const body = method === "GET" ? "" : '{"name":"evil","type":"t1","delete":true}';
+          // Every route's body at once: create, bulk update, and bulk retry or delete of all.
+          const body =
+            method === "GET" ? "" : '{"name":"evil","type":"t1","delete":true,"filter":{}}';
           const answer = await rawRequest(port, { method, target, host, body });
           const validHost = ["a", "ab", "abc", "[::1]", "localhost:1"].includes(host);
           // The health check may answer, as itself (`/health?…` is /health with a query string).
@@ -107,11 +117,9 @@ describe("tokens hold whatever the Host, path or method", () => {
       }
     }
     expect(refused).toEqual([]);
-    // Nothing was created, deleted or claimed along the way.
-    const list = await app.call("GET", "/v1/errands", undefined, {
-      authorization: `Bearer ${TOKEN}`,
-    });
-    expect(list.body.results).toEqual([]);
+    // Nothing was created, changed, deleted or claimed along the way.
+    const list = await app.call("GET", "/v1/errands", undefined, bearer);
+    expect(list.body.results).toEqual([kept]);
   });
 
   test("every route but /health answers 401 without the token, and is served with it", async () => {
@@ -182,5 +190,14 @@ describe("tokens hold whatever the Host, path or method", () => {
       body: '{"delete":true}',
     });
     expect(remove.status).toBe(400);
+    for (const action of ["retry", "delete"]) {
+      const bulk = await rawRequest(port, {
+        method: "POST",
+        target: `/health?/v1/errands/${action}`,
+        host: "a",
+        body: '{"filter":{}}',
+      });
+      expect(bulk.status).not.toBe(200);
+    }
   });
 });

@@ -925,12 +925,10 @@ describe("bulk update", () => {
   test("the service itself refuses a bulk update to scheduled: it has no time to come due", async () => {
     const app = makeApp();
     const e = await create(app, { type: "a" });
-    const refused = await app.errands
-      .updateWhere({ key: "type", value: "a" }, { status: "scheduled" })
-      .then(
-        () => null,
-        (error: { status: number; detail: string }) => error,
-      );
+    const refused = await app.errands.updateWhere({ type: "a" }, { status: "scheduled" }).then(
+      () => null,
+      (error: { status: number; detail: string }) => error,
+    );
     expect(refused?.status).toBe(400);
     expect(refused?.detail).toContain("scheduled needs a time");
     expect((await get(app, e.id)).status).toBe("inactive");

@@ -54,6 +54,8 @@ const TEMPLATES = [
   ["POST", "/v1/errands/process/:type"],
   ["POST", "/v1/errands/process"],
   ["POST", "/v1/errands/update/:key/:val"],
+  ["POST", "/v1/errands/retry"],
+  ["POST", "/v1/errands/delete"],
   ["POST", "/v1/errands/clear/:duration"],
   ["GET", "/v1/errands/notifications"],
   ["GET", "/v1/errand/:id"],
@@ -199,7 +201,9 @@ function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
   if (path.startsWith("/v1/pipeline")) return ["dryRun"];
   if (path.startsWith("/v1/errands/scheduled")) return ["limit", "after"];
-  if (path === "/v1/errands" || path === "/v1/errands/") return ["limit", "after", "name"];
+  if (path === "/v1/errands" || path === "/v1/errands/") {
+    return ["limit", "after", "name", "status", "type"];
+  }
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
   if (path.startsWith("/v1/types/history")) return ["minutes", "type"];
   return [];
@@ -310,6 +314,22 @@ class Fuzzer {
     };
   }
 
+  /** A few ids for a bulk action: mostly of errands seen, some unknown, now and then repeated. */
+  someIds(): string[] {
+    return Array.from({ length: 1 + this.r.int(4) }, () =>
+      this.ids.length > 0 && this.r.chance(0.8) ? this.r.pick(this.ids) : this.uuid(),
+    );
+  }
+
+  /** A bulk action's filter: a status, a type, both, or (rarely) every errand. */
+  filter(): Record<string, string> {
+    const r = this.r;
+    const filter: Record<string, string> = {};
+    if (r.chance(0.7)) filter.status = r.pick(STATUSES);
+    if (r.chance(0.7)) filter.type = r.pick(TYPES);
+    return filter;
+  }
+
   /** A pipeline of a few errands: mostly a valid graph; now and then a duplicate, an unknown
    *  name or a cycle. */
   pipeline(): Record<string, unknown> {
@@ -341,6 +361,9 @@ class Fuzzer {
       body = { errands: Array.from({ length: n }, () => this.spec()) };
     } else if (path.startsWith("/v1/errands/update/")) {
       body = r.chance(0.5) ? { status: r.pick(STATUSES) } : { delete: true };
+    } else if (/^\/v1\/errands\/(retry|delete)/.test(path)) {
+      body = r.chance(0.5) ? { ids: this.someIds() } : { filter: this.filter() };
+      if (r.chance(0.2)) body.after = this.ids.length > 0 ? r.pick(this.ids) : "";
     } else if (path.startsWith("/v1/errands")) {
       body = this.spec();
     } else if (path.startsWith("/v1/pipeline")) {

@@ -214,7 +214,7 @@ function countCommits(driver: PostgresDriver): () => number {
 export async function storedErrands(a: TestApp): Promise<ErrandRecord[]> {
   const all: ErrandRecord[] = [];
   for (let after = ""; ; ) {
-    const page = await a.store.reads.errandPage(null, after, 1000);
+    const page = await a.store.reads.errandPage({}, after, 1000);
     all.push(...page);
     if (page.length < 1000) return all;
     after = page.at(-1)?.id ?? after;
@@ -242,10 +242,33 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
 }
 
 /**
+ * A PostgreSQL transaction's methods on `sql` that EXPLAIN each statement as it is about to
+ * run, for query-plan tests; `plansOf(run)` answers the plans of the statements `run` made.
+ */
+export function explainingTx(sql: SQL): {
+  tx: PgTx;
+  plansOf: (run: () => Promise<unknown>) => Promise<string>;
+} {
+  let plans: string[] = [];
+  const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+    const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+    plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+    return sql(strings, ...values);
+  };
+  const plansOf = async (run: () => Promise<unknown>) => {
+    plans = [];
+    await run();
+    return plans.join("\n");
+  };
+  return { tx: new PgTx(explaining as unknown as SQL, []), plansOf };
+}
+
+/**
  * Runs `check` with a PostgreSQL transaction on the app's schema that explains each statement
- * as it is about to run it, and `plansOf(run)`: the plans of the statements `run` made. Table
- * scans are priced out: so small a table is cheaper to scan, and a plan that still scans the
- * table has no index that serves its statement. PostgreSQL runs only.
+ * as it is about to run it (explainingTx). Table scans are priced out: so small a table is
+ * cheaper to scan, and a plan that still scans the table has no index that serves its
+ * statement. PostgreSQL runs only.
  */
 export async function withExplainedTx(
   a: TestApp,
@@ -254,19 +277,8 @@ export async function withExplainedTx(
   const sql = await schemaConnection(a);
   try {
     await sql`SET enable_seqscan = off`;
-    let plans: string[] = [];
-    const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-      const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-      const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-      plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-      return sql(strings, ...values);
-    };
-    const tx = new PgTx(explaining as unknown as SQL, []);
-    await check(tx, async (run) => {
-      plans = [];
-      await run();
-      return plans.join("\n");
-    });
+    const { tx, plansOf } = explainingTx(sql);
+    await check(tx, plansOf);
   } finally {
     await sql.close();
   }

@@ -1,13 +1,18 @@
-// The lists a dashboard reads (README, The API): scheduled errands soonest first, and errands
-// by name prefix, as a client sees them, and the indexes that keep them cheap.
+// The lists a dashboard reads (README, The API): scheduled errands soonest first, errands by
+// name prefix, and errands by status and type together, as a client sees them, and the indexes
+// that keep them cheap.
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
+import type { ErrandFilter } from "../src/store/driver.ts";
 import { ReadStatements } from "../src/store/sqlite/access.ts";
+import { ErrandWrites } from "../src/store/sqlite/errands.ts";
 import {
   appsPerTest,
+  explainingTx,
   onPostgres,
   removeTempDirs,
+  schemaConnection,
   type TestApp,
   withExplainedTx,
 } from "./harness.ts";
@@ -181,6 +186,123 @@ describe("search by name prefix", () => {
   });
 });
 
+describe("status and type together", () => {
+  /** Errands of types a, b and c, each inactive, failed or completed, in creation order. */
+  async function mixed(a: TestApp) {
+    const made: Array<{ id: string; type: string; status: string }> = [];
+    for (let i = 0; i < 18; i++) {
+      const type = ["a", "b", "c"][i % 3] ?? "a";
+      const { id } = await create(a, { name: `m${i}`, type });
+      const status = ["inactive", "failed", "completed"][Math.floor(i / 2) % 3] ?? "inactive";
+      if (status === "failed") {
+        expect((await a.call("PUT", `/v1/errand/${id}/failed`, { reason: "no" })).status).toBe(200);
+      }
+      if (status === "completed") {
+        expect((await a.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+      }
+      made.push({ id, type, status });
+    }
+    return made;
+  }
+
+  test("?status= and ?type=, alone or together, list the matching errands streamed and paged", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const filters: Array<{ status?: string; type?: string }> = [
+      {},
+      { status: "failed" },
+      { type: "b" },
+      { status: "failed", type: "a" },
+      { status: "completed", type: "c" },
+      { status: "inactive", type: "b" },
+      { status: "active", type: "a" },
+      { status: "failed", type: "nobody" },
+    ];
+    for (const filter of filters) {
+      const expected = made
+        .filter(
+          (e) =>
+            (filter.status === undefined || e.status === filter.status) &&
+            (filter.type === undefined || e.type === filter.type),
+        )
+        .map((e) => e.id);
+      const query = new URLSearchParams(filter as Record<string, string>).toString();
+      const streamed = await a.call("GET", `/v1/errands?${query}`);
+      expect(streamed.status).toBe(200);
+      expect({ filter, ids: streamed.body.results.map((e: { id: string }) => e.id) }).toEqual({
+        filter,
+        ids: expected,
+      });
+      expect(streamed.body.next).toBeUndefined();
+      const pages = await allPages(a, `/v1/errands?${query}`, 2);
+      expect({ filter, ids: pages.flat() }).toEqual({ filter, ids: expected });
+      // Full pages until the last; an empty list is one empty page.
+      expect(pages.slice(0, -1).every((page) => page.length === 2)).toBe(true);
+    }
+    const both = await a.call("GET", "/v1/errands?status=failed&type=a");
+    for (const e of both.body.results) expect(e).toMatchObject({ status: "failed", type: "a" });
+    expect(both.body.results[0].logs.map((l: { message: string }) => l.message)).toEqual(["no"]);
+  });
+
+  test("a cursor of the combined filter resumes after it, whether or not it matches", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const failedA = made.filter((e) => e.status === "failed" && e.type === "a").map((e) => e.id);
+    expect(failedA.length).toBeGreaterThan(1);
+    const first = failedA[0] ?? "";
+    const rest = await a.call("GET", `/v1/errands?type=a&status=failed&limit=100&after=${first}`);
+    expect(rest.body.results.map((e: { id: string }) => e.id)).toEqual(failedA.slice(1));
+    expect(rest.body.next).toBeNull();
+    // An id of another type as the cursor: the errands after it.
+    const other = made.find((e) => e.type === "b")?.id ?? "";
+    const after = await a.call("GET", `/v1/errands?type=a&status=failed&after=${other}`);
+    expect(after.body.results.map((e: { id: string }) => e.id)).toEqual(
+      failedA.filter((id) => id > other),
+    );
+  });
+
+  test("a name with a status or type, an unknown status, or an empty type is 400", async () => {
+    const a = app();
+    await create(a, { name: "n" });
+    for (const query of [
+      "name=n&status=inactive",
+      "name=n&type=work",
+      "name=n&status=inactive&type=work",
+      "status=nope",
+      "status=",
+      "status=INACTIVE",
+      "type=",
+      "type=work&status=nope",
+    ]) {
+      const answer = await a.call("GET", `/v1/errands?${query}`);
+      expect({ query, status: answer.status }).toEqual({ query, status: 400 });
+      expect(answer.body.message).toBe("Invalid request");
+      expect(answer.body.error).toMatch(/^query\.(name|status|type)/);
+    }
+    expect(
+      (await a.call("GET", "/v1/errands?status=inactive&type=work")).body.results,
+    ).toHaveLength(1);
+  });
+});
+
+/** Every shape of a filter: all errands, a status, a type, both. */
+const SHAPES: Array<[ErrandFilter, string]> = [
+  [{}, "the primary key"],
+  [{ status: "failed" }, "errands_status"],
+  [{ type: "work" }, "errands_type"],
+  [{ status: "failed", type: "work" }, "errands_type_status"],
+];
+
+/** 200 errands: type work inactive, and type rest failed, alternately. */
+async function workAndRest(a: TestApp): Promise<void> {
+  const errands = Array.from({ length: 200 }, (_, i) => ({
+    name: `e${i}`,
+    type: ["work", "rest"][i % 2],
+  }));
+  await a.call("POST", "/v1/errands/batch", { errands });
+  await a.call("POST", "/v1/errands/update/type/rest", { status: "failed" });
+}
+
 describe.skipIf(onPostgres)("cost of the lists", () => {
   test("the scheduled list and the name search read an index, never the whole table", async () => {
     const a = app();
@@ -212,6 +334,35 @@ describe.skipIf(onPostgres)("cost of the lists", () => {
   });
 });
 
+describe.skipIf(onPostgres)("cost of the filtered lists", () => {
+  test("every shape of the status and type filter reads a range of an index in id order", async () => {
+    const a = app();
+    await workAndRest(a);
+    // No ANALYZE: a new store has no statistics, and the plans must hold without them.
+    const pages = new ReadStatements(a.store.writer).errands.page;
+    const ids = new ErrandWrites(a.store.writer).ids;
+    for (const [filter, index] of SHAPES) {
+      const name = index === "the primary key" ? "sqlite_autoindex_errands_1" : index;
+      for (const statements of [pages, ids]) {
+        const statement = statements.of(filter);
+        statement.all(filter.type ?? null, filter.status ?? null, "", 100);
+        const plan = a.store.writer
+          .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
+          .all()
+          .map((row) => row.detail);
+        expect({ filter, plan: plan.join("; ") }).toEqual({
+          filter,
+          plan: expect.stringMatching(
+            new RegExp(`^SEARCH errands USING (COVERING )?INDEX ${name} \\(`),
+          ),
+        });
+        // One step, in index order: nothing scanned whole, nothing sorted.
+        expect(plan).toHaveLength(1);
+      }
+    }
+  });
+});
+
 describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
   test("the scheduled list and the name search each have an index to read", async () => {
     const a = app();
@@ -234,5 +385,35 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
         expect(plan).not.toMatch(/Seq Scan on errands\b/);
       }
     });
+  });
+
+  test("every shape of the status and type filter reads an index in id order", async () => {
+    const a = app();
+    await workAndRest(a);
+    const sql = await schemaConnection(a);
+    try {
+      // Scans and sorts priced out: a plan that still scans the table, or sorts, has no index
+      // that serves its statement in id order.
+      await sql`SET enable_seqscan = off`;
+      await sql`SET enable_sort = off`;
+      const { tx, plansOf } = explainingTx(sql);
+      for (const [filter, name] of SHAPES) {
+        const index = name === "the primary key" ? "errands_pkey" : name;
+        // A page of the list, and a bulk action's ids.
+        for (const run of [
+          () => tx.errandPage(filter, "", 100),
+          () => tx.errandIdsWhere(filter, "x", 100),
+        ]) {
+          const plan = await plansOf(run);
+          expect({ filter, plan }).toEqual({
+            filter,
+            plan: expect.stringMatching(new RegExp(`Index (Only )?Scan using ${index} on errands`)),
+          });
+          expect(plan).not.toMatch(/Seq Scan|Sort/);
+        }
+      }
+    } finally {
+      await sql.close();
+    }
   });
 });

@@ -127,14 +127,17 @@ export const Errand = t.Object(
     logs: t.Optional(t.Array(Log)),
     pipeline: t.Optional(t.String()),
     runAt: t.Optional(
-      Integer({ description: "While scheduled (or blocked with a time to wait): when it comes due" }),
+      Integer({
+        description: "While scheduled (or blocked with a time to wait): when it comes due",
+      }),
     ),
     ttlDeadline: t.Optional(
       Integer({ description: "While active with `options.ttl`: when it fails with TTL Expired" }),
     ),
     heartbeatDeadline: t.Optional(
       Integer({
-        description: "While active with `options.heartbeat`: when its worker must next be heard from",
+        description:
+          "While active with `options.heartbeat`: when its worker must next be heard from",
       }),
     ),
     dependencyResults: t.Optional(
@@ -248,9 +251,18 @@ export const Paging = t.Object({
   after: t.Optional(t.String({ maxLength: 64 })),
 });
 
-/** GET /v1/errands: the paging of every list, and a name prefix. */
+/** A type to look for: any text, since errands stored before TYPE_PATTERN may hold any. */
+const TypeFilter = t.String({
+  minLength: 1,
+  description: "Only errands of this type",
+  error: "type must not be empty",
+});
+
+/** GET /v1/errands: the paging of every list, a status and a type, or a name prefix. */
 export const ListQuery = t.Object({
   ...Paging.properties,
+  status: t.Optional(Status),
+  type: t.Optional(TypeFilter),
   name: t.Optional(
     t.String({
       minLength: 1,
@@ -281,6 +293,62 @@ export const ScheduledQuery = t.Object({
     }),
   ),
 });
+
+/** Most errands one bulk retry or delete takes: its ids, or a batch of its filter. */
+export const BULK_MAX = 1000;
+
+export const BulkBody = t.Object(
+  {
+    ids: t.Optional(
+      t.Array(t.String(), {
+        minItems: 1,
+        maxItems: BULK_MAX,
+        description: `1 to ${BULK_MAX} errand ids; an unknown one is skipped`,
+        error: `ids must be an array of 1 to ${BULK_MAX} ids`,
+      }),
+    ),
+    filter: t.Optional(
+      t.Object(
+        { status: t.Optional(Status), type: t.Optional(TypeFilter) },
+        {
+          // A misspelt key must not widen the filter to every errand.
+          additionalProperties: false,
+          description: "The errands of a status, a type, or both; `{}` is every errand",
+        },
+      ),
+    ),
+    after: t.Optional(
+      t.String({
+        maxLength: 64,
+        description: "With `filter`: the `next` of the previous answer",
+        error: "after must be the `next` of a previous answer, at most 64 characters",
+      }),
+    ),
+  },
+  {
+    ...lenient,
+    description: 'Exactly one of `{"ids":[…]}` and `{"filter":{…},"after"?:id}`.',
+    examples: [{ ids: ["019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f"] }, { filter: { status: "failed" } }],
+  },
+);
+export type BulkBody = Static<typeof BulkBody>;
+
+export const OkBulk = t.Object(
+  {
+    status: t.Literal("OK"),
+    count: Integer({ description: "Errands retried or deleted" }),
+    skipped: Integer({ description: "Errands the rule refused, unknown ids, or gone meanwhile" }),
+    next: t.Union([t.String(), t.Null()], {
+      description:
+        "With a filter: the last id examined when more may match (send it as `after`); null when the filter is exhausted, and always with `ids`",
+    }),
+  },
+  {
+    examples: [
+      { status: "OK", count: 998, skipped: 2, next: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f" },
+    ],
+  },
+);
 
 export const ErrorBody = t.Object(
   { message: t.String(), error: t.Optional(t.String()) },

@@ -5,7 +5,10 @@ import { parseGoDuration } from "../duration.ts";
 import { BadInput, NotFound } from "../errors.ts";
 import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
+import type { ErrandFilter } from "../store/driver.ts";
 import {
+  BULK_MAX,
+  BulkBody,
   BulkUpdateBody,
   ClearParams,
   CompleteBody,
@@ -21,6 +24,7 @@ import {
   ListKey,
   ListQuery,
   LogBody,
+  OkBulk,
   OkCount,
   OkOnly,
   OkPage,
@@ -31,7 +35,7 @@ import {
   ScheduledQuery,
   type Status,
 } from "./model.ts";
-import type { BulkChange, ErrandService, Filter } from "./service.ts";
+import type { BulkChange, ErrandService, Filter, Selection } from "./service.ts";
 
 const Id = t.Object({ id: t.String() });
 const typeMissing = () => new BadInput("Invalid request", "the errand type to claim is missing");
@@ -45,6 +49,17 @@ const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody } as const;
 const createRefused = errorBody(
   "The body breaks its schema (the field is named), `options.runAt` and `options.delay` both given, or the Idempotency-Key is empty or longer than 255 characters",
 );
+const bulkAnswers = {
+  200: OkBulk,
+  400: errorBody(
+    'The body is not exactly one of `{"ids":[…]}` (1 to 1000 ids) and `{"filter":{…},"after"?:id}`, or a field of it is wrong (it is named): a status that is none, an empty type, a key the filter does not take',
+  ),
+} as const;
+
+/** How a bulk action reads, from the rule of the single-errand route it applies. */
+const bulkDescription = (rule: string) =>
+  `Body \`{"ids":[…]}\` (1 to ${BULK_MAX} ids) or \`{"filter":{"status"?:S,"type"?:T},"after"?:id}\` (\`{}\` is every errand). With a filter, takes the first ${BULK_MAX} matching errands with an id after \`after\`, in id order. ${rule} One transaction: every change or, on a failure, none. Answers \`{"status":"OK","count":n,"skipped":n,"next":id|null}\`; \`next\` is the last id examined while more may match: send the same filter with \`"after":next\` until it is null. With \`ids\`, \`next\` is null and an unknown id counts as skipped.`;
+
 const claimAnswers = {
   400: errorBody("The type is missing, or `wait` is not a number of seconds in (0, 60]"),
   404: errorBody(
@@ -93,23 +108,20 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         },
       },
     )
-    .get(
-      "/v1/errands",
-      ({ query }) =>
-        list(query.name === undefined ? null : { key: "name", prefix: query.name }, query),
-      {
-        query: ListQuery,
-        response: {
-          200: OkPage,
-          400: errorBody("`limit` is not a whole number from 1 to 10000, or `name` is empty"),
-        },
-        detail: {
-          summary: "List errands",
-          description:
-            "Every errand in creation order, streamed. With `name`, only the errands whose name starts with it (compared literally). With `limit`, one page; pass the answer's `next` as `after` for the following page.",
-        },
+    .get("/v1/errands", ({ query }) => list(listFilter(query), query), {
+      query: ListQuery,
+      response: {
+        200: OkPage,
+        400: errorBody(
+          "`limit` is not a whole number from 1 to 10000, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type`",
+        ),
       },
-    )
+      detail: {
+        summary: "List errands",
+        description:
+          "Every errand in creation order, streamed. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+      },
+    })
     .get(
       "/v1/errands/scheduled",
       async ({ query }) => {
@@ -133,7 +145,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .get(
       "/v1/errands/list/:key/:val",
-      ({ params, query }) => list({ key: params.key, value: params.val }, query),
+      ({ params, query }) => list(byKey(params.key, params.val), query),
       {
         params: t.Object({ key: ListKey, val: t.String() }),
         query: Paging,
@@ -196,7 +208,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       "/v1/errands/update/:key/:val",
       async ({ params, body }) => {
         const change = bulkChange(body);
-        const filter = { key: params.key, value: params.val };
+        const filter = byKey(params.key, params.val);
         return { status: "OK" as const, count: await errands.updateWhere(filter, change) };
       },
       {
@@ -212,6 +224,40 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           summary: "Set the status of, or delete, every matching errand",
           description:
             'Body `{"status":S}` or `{"delete":true}`, exactly one of the two (both, neither, or `scheduled`: 400); one transaction. Errands of a pipeline are not deleted here: they go with their pipeline.',
+        },
+      },
+    )
+    .post(
+      "/v1/errands/retry",
+      async ({ body }) => ({
+        status: "OK" as const,
+        ...(await errands.retryMany(bulkSelection(body))),
+      }),
+      {
+        body: BulkBody,
+        response: bulkAnswers,
+        detail: {
+          summary: "Retry errands by id, or a batch of those a filter matches",
+          description: bulkDescription(
+            "Each gets the rule of `POST /v1/errand/:id/retry` and its `retry` event; one it refuses (inactive, blocked or scheduled: already queued) is skipped.",
+          ),
+        },
+      },
+    )
+    .post(
+      "/v1/errands/delete",
+      async ({ body }) => ({
+        status: "OK" as const,
+        ...(await errands.removeMany(bulkSelection(body))),
+      }),
+      {
+        body: BulkBody,
+        response: bulkAnswers,
+        detail: {
+          summary: "Delete errands by id, or a batch of those a filter matches",
+          description: bulkDescription(
+            "Each gets the rule of `DELETE /v1/errand/:id` and its `deleted` event; an errand of a pipeline is skipped (it goes with its pipeline).",
+          ),
         },
       },
     )
@@ -376,6 +422,40 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         },
       },
     );
+}
+
+/** A name prefix alone, or a status and a type: no index serves a prefix within them. */
+function listFilter(query: { name?: string; status?: Status; type?: string }): Filter {
+  if (query.name === undefined) return { status: query.status, type: query.type };
+  if (query.status !== undefined || query.type !== undefined) {
+    throw new BadInput(
+      "Invalid request",
+      "query.name: a name prefix does not combine with status or type (no index serves them together)",
+    );
+  }
+  return { name: query.name };
+}
+
+/** The filter of list/:key/:val and update/:key/:val. */
+function byKey(key: "status" | "type", value: string): ErrandFilter {
+  return key === "status" ? { status: value } : { type: value };
+}
+
+/** Exactly one of {"ids":[…]} and {"filter":{…},"after"?:id}. */
+function bulkSelection(body: BulkBody): Selection {
+  if (body.ids !== undefined) {
+    if (body.filter !== undefined) {
+      throw new BadInput("Invalid request", "body.filter: send ids or a filter, not both");
+    }
+    if (body.after !== undefined) {
+      throw new BadInput("Invalid request", "body.after: goes with a filter, not with ids");
+    }
+    return { ids: body.ids };
+  }
+  if (body.filter === undefined) {
+    throw new BadInput("Invalid request", "body.ids: send ids or a filter (one of the two)");
+  }
+  return { filter: body.filter, after: body.after ?? "" };
 }
 
 /** Exactly one of {"status":S} and {"delete":true}. */

@@ -16,14 +16,22 @@ import {
   retry,
   setStatus,
 } from "../lifecycle/finish.ts";
+import { removal } from "../lifecycle/remove.ts";
 import { promote } from "../lifecycle/schedule.ts";
 import type { Transition } from "../lifecycle/transition.ts";
 import { heartbeat, log, progress } from "../lifecycle/working.ts";
 import { pageOf, pagesOf } from "../paging.ts";
-import type { Driver, Reads, ScheduledCursor, Staged, WriteTx } from "../store/driver.ts";
+import type {
+  Driver,
+  ErrandFilter,
+  Reads,
+  ScheduledCursor,
+  Staged,
+  WriteTx,
+} from "../store/driver.ts";
 import type { ErrandRecord, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
-import type { Errand, ErrandSpec, ListKey, Log } from "./model.ts";
+import { BULK_MAX, type Errand, type ErrandSpec, type Log } from "./model.ts";
 import { toErrand } from "./view.ts";
 
 export interface ErrandServiceDeps {
@@ -55,8 +63,19 @@ export interface PipelineHooks {
   clearFinished(tx: WriteTx, threshold: number, limit: number): Promise<Errand[]>;
 }
 
-/** Which errands a list holds: all, those of a status or type, or those named with a prefix. */
-export type Filter = { key: ListKey; value: string } | { key: "name"; prefix: string } | null;
+/** Which errands a list holds: those of a status, a type, both or neither, or a name prefix. */
+export type Filter = ErrandFilter | { name: string };
+
+/** The errands a bulk action takes: these ids, or the next batch of a filter after a cursor. */
+export type Selection = { ids: string[] } | { filter: ErrandFilter; after: string };
+
+/** What a bulk action did: errands changed, errands its rule refused, and where to go on. */
+export interface BulkOutcome {
+  count: number;
+  skipped: number;
+  /** The last id examined when more may match the filter (the next `after`), else null. */
+  next: string | null;
+}
 
 /** Where the scheduled list resumes, as a client holds it: `<runAt>:<id>`, opaque to it. */
 export function scheduledCursor(errand: { runAt: number | null; id: string }): string {
@@ -144,9 +163,9 @@ export class ErrandService {
 
   private readPage(filter: Filter) {
     const reads = this.driver.reads;
-    if (filter?.key === "name") {
-      const { prefix } = filter;
-      return (after: string, limit: number) => reads.errandPageByName(prefix, after, limit);
+    if ("name" in filter) {
+      const { name } = filter;
+      return (after: string, limit: number) => reads.errandPageByName(name, after, limit);
     }
     return (after: string, limit: number) => reads.errandPage(filter, after, limit);
   }
@@ -237,30 +256,73 @@ export class ErrandService {
   remove(id: string): Promise<void> {
     return this.driver.write(async (tx) => {
       const record = await tx.lockErrand(id);
-      if (!record) return;
-      if (record.pipeline !== null) throw pipelineMember(record);
-      await this.removeIn(tx, record);
+      if (record) await this.removeIn(tx, removal(record));
+    });
+  }
+
+  /** Retries, in one write, each selected errand the retry rule takes; skips the others. */
+  retryMany(selection: Selection): Promise<BulkOutcome> {
+    return this.each(selection, async (tx, record, now) => {
+      const change = unlessRefused(() => retry(record, now));
+      if (change) await this.apply(tx, record, change);
+      return change !== null;
+    });
+  }
+
+  /** Deletes, in one write, each selected errand a delete takes (none of a pipeline). */
+  removeMany(selection: Selection): Promise<BulkOutcome> {
+    return this.each(selection, async (tx, record) => {
+      const errand = unlessRefused(() => removal(record));
+      if (errand) await this.removeIn(tx, errand);
+      return errand !== null;
+    });
+  }
+
+  /**
+   * Runs `act` on each selected errand in one write, so a failure keeps none of the changes;
+   * an errand unknown, gone, or no longer matching the filter once locked is skipped.
+   */
+  private each(
+    selection: Selection,
+    act: (tx: WriteTx, record: ErrandRecord, now: number) => Promise<boolean>,
+  ): Promise<BulkOutcome> {
+    return this.driver.write(async (tx) => {
+      const { ids, next } = await batchOf(tx, selection);
+      const filter = "filter" in selection ? selection.filter : {};
+      let count = 0;
+      for (const id of ids) {
+        const record = await tx.lockErrand(id);
+        if (record && matches(record, filter) && (await act(tx, record, this.clock.now()))) {
+          count++;
+        }
+      }
+      return { count, skipped: ids.length - count, next };
     });
   }
 
   /** Sets every matching errand to a status, or deletes them all; returns how many. */
-  async updateWhere(filter: { key: ListKey; value: string }, change: BulkChange): Promise<number> {
+  async updateWhere(filter: ErrandFilter, change: BulkChange): Promise<number> {
     if ("status" in change) checkBulkStatus(change.status);
     return this.driver.write(async (tx) => {
       let count = 0;
-      for (const id of await tx.errandIdsWhere(filter)) {
-        const record = await tx.lockErrand(id);
-        if (!record) continue;
-        if ("delete" in change) {
-          // Pipeline errands go with their pipeline.
-          if (record.pipeline !== null) continue;
-          await this.removeIn(tx, record);
-        } else {
-          await this.apply(tx, record, setStatus(record, change.status, this.clock.now()));
+      for (let after = ""; ; ) {
+        // Ids a page at a time, all in this one write.
+        const ids = await tx.errandIdsWhere(filter, after, BULK_MAX);
+        for (const id of ids) {
+          const record = await tx.lockErrand(id);
+          if (!record) continue;
+          if ("delete" in change) {
+            const errand = unlessRefused(() => removal(record));
+            if (!errand) continue;
+            await this.removeIn(tx, errand);
+          } else {
+            await this.apply(tx, record, setStatus(record, change.status, this.clock.now()));
+          }
+          count++;
         }
-        count++;
+        if (ids.length < BULK_MAX) return count;
+        after = ids[ids.length - 1] ?? after;
       }
-      return count;
     });
   }
 
@@ -470,11 +532,34 @@ function onlyHeartbeatMoved(before: ErrandRecord, after: ErrandRecord): boolean 
   );
 }
 
-function pipelineMember(record: ErrandRecord): Conflict {
-  return new Conflict(
-    "Cannot delete an errand of a pipeline",
-    `errand ${record.id} belongs to pipeline ${record.pipeline}: delete the pipeline instead`,
+/** The ids a bulk action examines, and the cursor to go on from when more may match. */
+async function batchOf(
+  tx: WriteTx,
+  selection: Selection,
+): Promise<{ ids: string[]; next: string | null }> {
+  if ("ids" in selection) return { ids: [...new Set(selection.ids)], next: null };
+  // One more than a batch: whether any is left after it.
+  const ids = await tx.errandIdsWhere(selection.filter, selection.after, BULK_MAX + 1);
+  if (ids.length <= BULK_MAX) return { ids, next: null };
+  const batch = ids.slice(0, BULK_MAX);
+  return { ids: batch, next: batch[batch.length - 1] ?? null };
+}
+
+function matches(record: ErrandRecord, filter: ErrandFilter): boolean {
+  return (
+    (filter.status === undefined || record.status === filter.status) &&
+    (filter.type === undefined || record.type === filter.type)
   );
+}
+
+/** The rule's answer, or null when it refuses the errand (409): bulk actions skip those. */
+function unlessRefused<T>(rule: () => T): T | null {
+  try {
+    return rule();
+  } catch (error) {
+    if (error instanceof Conflict) return null;
+    throw error;
+  }
 }
 
 function notFound(id: string): NotFound {

@@ -22,10 +22,11 @@ import type {
   WaitingCount,
 } from "./records.ts";
 
-export type ErrandFilter =
-  | { key: "status"; value: Status | string }
-  | { key: "type"; value: string }
-  | null;
+/** Errands of a status, of a type, of both; `{}` is every errand. */
+export interface ErrandFilter {
+  status?: Status | string;
+  type?: string;
+}
 
 /** Where a page of scheduled errands resumes: just after this errand. */
 export interface ScheduledCursor {
@@ -110,8 +111,11 @@ export interface WriteTx extends Reads {
   appendLog(errandId: string, entry: LogEntry): Promise<void>;
   /** The errand's newest `max` logs; older ones are deleted. */
   keptLogs(errandId: string, max: number): Promise<LogEntry[]>;
-  /** Every errand of a filter (bulk update). */
-  errandIdsWhere(filter: Exclude<ErrandFilter, null>): Promise<string[]>;
+  /**
+   * The ids of up to `limit` errands of a filter with an id after `after`, in id order: a batch
+   * of a bulk change, read from the index alone.
+   */
+  errandIdsWhere(filter: ErrandFilter, after: string, limit: number): Promise<string[]>;
 
   /** Scheduled errands whose time has come, soonest first. */
   dueIds(now: number, limit: number): Promise<string[]>;

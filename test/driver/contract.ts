@@ -153,7 +153,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           return {
             errand: await r.errand(e.id),
             logs: await r.logs(e.id),
-            page: await r.errandPage(null, "", 10),
+            page: await r.errandPage({}, "", 10),
             events: await r.eventsAfter(0, 10),
             counts: await counts(r),
             controls: await r.typeControls(),
@@ -170,7 +170,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         const r = driver.reads;
         expect(await r.errand(e.id)).toEqual(e);
         expect(await r.logs(e.id)).toEqual([line("hello")]);
-        expect(ids(await r.errandPage(null, "", 10))).toEqual([e.id]);
+        expect(ids(await r.errandPage({}, "", 10))).toEqual([e.id]);
         expect((await logged(driver, 1)).map((x) => x.event)).toEqual(["created"]);
         expect(await counts(r)).toEqual({ "t/inactive": 1 });
         expect(await r.typeControls()).toEqual([{ type: "t", paused: true, concurrency: null }]);
@@ -196,8 +196,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
             locked: await tx.lockErrand(c.id),
             logs: await tx.logs(c.id),
             logsOf: (await tx.logsOf([c.id])).get(c.id),
-            page: ids(await tx.errandPage(null, "", 10)),
-            byType: ids(await tx.errandPage({ key: "type", value: "u" }, "", 10)),
+            page: ids(await tx.errandPage({}, "", 10)),
+            byType: ids(await tx.errandPage({ type: "u" }, "", 10)),
             pipeline: await tx.pipeline(p.id),
             pipelines: ids(await tx.pipelinePage(undefined, "", 10)),
             pipelineErrands: ids(await tx.pipelineErrands(p.id)),
@@ -300,10 +300,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           }),
         ]);
         expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-        expect(ids(await driver.reads.errandPage(null, "", 10))).toEqual([
-          errandId(1),
-          errandId(3),
-        ]);
+        expect(ids(await driver.reads.errandPage({}, "", 10))).toEqual([errandId(1), errandId(3)]);
         expect((await logged(driver, 1)).map((e) => e.payload)).toEqual(['"kept"']);
         expect(await counts(driver.reads)).toEqual({ "t/inactive": 1, "u/inactive": 1 });
       });
@@ -366,7 +363,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         });
         await expect(staged).rejects.toBe(boom);
         await insert(driver, errand(2));
-        expect(ids(await driver.reads.errandPage(null, "", 10))).toEqual([errandId(2)]);
+        expect(ids(await driver.reads.errandPage({}, "", 10))).toEqual([errandId(2)]);
       });
 
       test("concurrent writes that lock the same errand never lose an update", async () => {
@@ -448,7 +445,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           expect(await driver.write((tx) => tx.lockErrand(e.id))).toStrictEqual(e);
           expect(await driver.write((tx) => tx.errand(e.id))).toStrictEqual(e);
         }
-        expect(await driver.reads.errandPage(null, "", 10)).toStrictEqual([full, bare]);
+        expect(await driver.reads.errandPage({}, "", 10)).toStrictEqual([full, bare]);
         expect(await driver.reads.pipelineErrands(p.id)).toStrictEqual([full]);
         expect(await driver.reads.errand(errandId(3))).toBeNull();
         expect(await driver.write((tx) => tx.lockErrand(errandId(3)))).toBeNull();
@@ -743,7 +740,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errand(4),
         );
         const page = (after: string, limit: number) =>
-          driver.reads.errandPage(null, after, limit).then(ids);
+          driver.reads.errandPage({}, after, limit).then(ids);
         expect(await page("", 10)).toEqual([1, 2, 3, 4, 5].map(errandId));
         expect(await page("", 2)).toEqual([1, 2].map(errandId));
         expect(await page(errandId(2), 2)).toEqual([3, 4].map(errandId));
@@ -766,18 +763,48 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         );
         const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
           driver.reads.errandPage(filter, after, limit).then(ids);
-        const active = { key: "status", value: "active" } as const;
+        const active = { status: "active" } as const;
         expect(await page(active)).toEqual([2, 4, 6].map(errandId));
         expect(await page(active, errandId(2), 1)).toEqual([errandId(4)]);
-        expect(await page({ key: "status", value: "failed" })).toEqual([]);
-        expect(await page({ key: "status", value: "nonsense" })).toEqual([]);
-        const typeA = { key: "type", value: "a" } as const;
+        expect(await page({ status: "failed" })).toEqual([]);
+        expect(await page({ status: "nonsense" })).toEqual([]);
+        const typeA = { type: "a" } as const;
         expect(await page(typeA)).toEqual([1, 4, 5, 6].map(errandId));
         expect(await page(typeA, errandId(1), 2)).toEqual([4, 5].map(errandId));
-        expect(await page({ key: "type", value: "c" })).toEqual([]);
+        expect(await page({ type: "c" })).toEqual([]);
         expect(await driver.reads.errandPage(active, "", 1)).toStrictEqual([
           running(2, { type: "b" }),
         ]);
+      });
+
+      test("errandPage filters by status and type together, in id order from `after`", async () => {
+        const driver = await fresh();
+        // Inserted out of id order.
+        await insert(
+          driver,
+          running(6, { type: "a" }),
+          errand(1, { type: "a", status: "failed" }),
+          running(2, { type: "a" }),
+          errand(3, { type: "b", status: "failed" }),
+          running(4, { type: "a" }),
+          errand(5, { type: "a", status: "failed" }),
+          errand(7, { type: "ab", status: "failed" }),
+        );
+        const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
+          driver.reads.errandPage(filter, after, limit).then(ids);
+        const activeA = { status: "active", type: "a" } as const;
+        expect(await page(activeA)).toEqual([2, 4, 6].map(errandId));
+        expect(await page(activeA, errandId(2), 1)).toEqual([errandId(4)]);
+        expect(await page(activeA, errandId(6))).toEqual([]);
+        expect(await page({ status: "failed", type: "a" })).toEqual([1, 5].map(errandId));
+        expect(await page({ status: "failed", type: "b" })).toEqual([errandId(3)]);
+        expect(await page({ status: "inactive", type: "a" })).toEqual([]);
+        // An absent key does not filter: {} is every errand.
+        expect(await page({ status: undefined, type: "ab" })).toEqual([errandId(7)]);
+        expect(await page({}, errandId(5), 2)).toEqual([6, 7].map(errandId));
+        expect(await driver.reads.errandPage({ status: "failed", type: "a" }, "", 1)).toStrictEqual(
+          [errand(1, { type: "a", status: "failed" })],
+        );
       });
 
       test("scheduledPage lists scheduled errands soonest first, then by id, from a cursor", async () => {
@@ -871,22 +898,37 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await page("\uD7FF")).toEqual(nth(16));
       });
 
-      test("errandIdsWhere answers every errand of a status or of a type", async () => {
+      test("errandIdsWhere answers the ids of a filter in id order from `after`, at most `limit`", async () => {
         const driver = await fresh();
         await insert(
           driver,
+          running(4, { type: "a" }),
           errand(1, { type: "a" }),
           running(2, { type: "b" }),
           errand(3, { type: "b" }),
-          running(4, { type: "a" }),
+          running(5, { type: "a" }),
+          errand(6, { type: "a" }),
         );
-        const where = (filter: Parameters<WriteTx["errandIdsWhere"]>[0]) =>
-          driver.write((tx) => tx.errandIdsWhere(filter)).then(sorted);
-        expect(await where({ key: "status", value: "active" })).toEqual([2, 4].map(errandId));
-        expect(await where({ key: "status", value: "inactive" })).toEqual([1, 3].map(errandId));
-        expect(await where({ key: "status", value: "failed" })).toEqual([]);
-        expect(await where({ key: "type", value: "a" })).toEqual([1, 4].map(errandId));
-        expect(await where({ key: "type", value: "c" })).toEqual([]);
+        const where = (filter: Parameters<WriteTx["errandIdsWhere"]>[0], after = "", limit = 10) =>
+          driver.write((tx) => tx.errandIdsWhere(filter, after, limit));
+        expect(await where({})).toEqual([1, 2, 3, 4, 5, 6].map(errandId));
+        expect(await where({}, errandId(2), 3)).toEqual([3, 4, 5].map(errandId));
+        expect(await where({ status: "active" })).toEqual([2, 4, 5].map(errandId));
+        expect(await where({ status: "inactive" }, errandId(1))).toEqual([3, 6].map(errandId));
+        expect(await where({ status: "failed" })).toEqual([]);
+        expect(await where({ type: "a" })).toEqual([1, 4, 5, 6].map(errandId));
+        expect(await where({ type: "a" }, "", 2)).toEqual([1, 4].map(errandId));
+        expect(await where({ type: "c" })).toEqual([]);
+        expect(await where({ type: "a", status: "active" })).toEqual([4, 5].map(errandId));
+        expect(await where({ type: "a", status: "active" }, errandId(4))).toEqual([errandId(5)]);
+        expect(await where({ type: "b", status: "inactive" })).toEqual([errandId(3)]);
+        // Inside a write, its own changes count.
+        const inWrite = await driver.write(async (tx) => {
+          const e = await tx.lockErrand(errandId(6));
+          if (e) await tx.saveErrand({ ...e, status: "failed" });
+          return tx.errandIdsWhere({ type: "a", status: "failed" }, "", 10);
+        });
+        expect(inWrite).toEqual([errandId(6)]);
       });
     });
 
@@ -1523,7 +1565,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         });
         expect(await counts(r)).toEqual({ "t/failed": 1, "u/failed": 1 });
         await driver.write(async (tx) => {
-          for (const id of await tx.errandIdsWhere({ key: "status", value: "failed" })) {
+          for (const id of await tx.errandIdsWhere({ status: "failed" }, "", 10)) {
             const e = await tx.lockErrand(id);
             if (e) await tx.removeErrand(e);
           }

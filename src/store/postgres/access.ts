@@ -146,15 +146,20 @@ export class PgReads implements Reads {
     return byErrand;
   }
 
+  /** Each shape of the filter reads a range of its own index (see errands_type_status). */
   async errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]> {
+    const { status, type } = filter;
     const rows =
-      filter === null
-        ? await this.sql`SELECT * FROM errands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
-        : filter.key === "status"
-          ? await this.sql`SELECT * FROM errands WHERE status = ${filter.value} AND id > ${after}
+      type === undefined
+        ? status === undefined
+          ? await this.sql`SELECT * FROM errands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+          : await this.sql`SELECT * FROM errands WHERE status = ${status} AND id > ${after}
                             ORDER BY id LIMIT ${limit}`
-          : await this.sql`SELECT * FROM errands WHERE type = ${filter.value} AND id > ${after}
-                            ORDER BY id LIMIT ${limit}`;
+        : status === undefined
+          ? await this.sql`SELECT * FROM errands WHERE type = ${type} AND id > ${after}
+                            ORDER BY id LIMIT ${limit}`
+          : await this.sql`SELECT * FROM errands WHERE type = ${type} AND status = ${status}
+                              AND id > ${after} ORDER BY id LIMIT ${limit}`;
     return rows.map(toRecord);
   }
 
@@ -483,11 +488,20 @@ export class PgTx extends PgReads implements WriteTx {
     return rows.slice(rows.length - max).map(toLog);
   }
 
-  async errandIdsWhere(filter: Exclude<ErrandFilter, null>): Promise<string[]> {
+  // Not locked here: lockErrand takes each row, and the service checks it still matches.
+  async errandIdsWhere(filter: ErrandFilter, after: string, limit: number): Promise<string[]> {
+    const { status, type } = filter;
     const rows =
-      filter.key === "status"
-        ? await this.sql`SELECT id FROM errands WHERE status = ${filter.value} ORDER BY id`
-        : await this.sql`SELECT id FROM errands WHERE type = ${filter.value} ORDER BY id`;
+      type === undefined
+        ? status === undefined
+          ? await this.sql`SELECT id FROM errands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+          : await this.sql`SELECT id FROM errands WHERE status = ${status} AND id > ${after}
+                            ORDER BY id LIMIT ${limit}`
+        : status === undefined
+          ? await this.sql`SELECT id FROM errands WHERE type = ${type} AND id > ${after}
+                            ORDER BY id LIMIT ${limit}`
+          : await this.sql`SELECT id FROM errands WHERE type = ${type} AND status = ${status}
+                              AND id > ${after} ORDER BY id LIMIT ${limit}`;
     return ids(rows);
   }
 

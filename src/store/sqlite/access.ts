@@ -105,14 +105,7 @@ export class SqliteReads implements Reads {
   }
 
   async errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]> {
-    const e = this.s.errands;
-    const rows =
-      filter === null
-        ? e.pageAll.all(after, limit)
-        : filter.key === "status"
-          ? e.pageByStatus.all(filter.value, after, limit)
-          : e.pageByType.all(filter.value, after, limit);
-    return rows.map(toRecord);
+    return this.s.errands.page.read(filter, after, limit).map(toRecord);
   }
 
   async scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]> {
@@ -278,10 +271,8 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     return logs.slice(logs.length - max);
   }
 
-  async errandIdsWhere(filter: Exclude<ErrandFilter, null>): Promise<string[]> {
-    const w = this.w.errandWrites;
-    const stmt = filter.key === "status" ? w.idsByStatus : w.idsByType;
-    return stmt.all(filter.value).map((r) => r.id);
+  async errandIdsWhere(filter: ErrandFilter, after: string, limit: number): Promise<string[]> {
+    return this.w.errandWrites.ids.read(filter, after, limit).map((r) => r.id);
   }
 
   async dueIds(now: number, limit: number): Promise<string[]> {

@@ -5,7 +5,8 @@
 // CAST(? AS TEXT): SQLite re-plans such a statement at every new binding of a bare `?`, which
 // tripled the cost of the claim and of reading an errand's logs.
 
-import type { Database } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
+import type { ErrandFilter } from "../driver.ts";
 import type { ErrandRecord, LogEntry, Status } from "../records.ts";
 
 export interface ErrandRow {
@@ -83,14 +84,48 @@ export function toRow(e: ErrandRecord): ErrandRow {
   };
 }
 
+/** Binds (type, status, after, limit): each statement of a filter's shape reads what it names. */
+type FilterParams = [string | null, string | null, string, number];
+
+/**
+ * The errands of a filter after an id, in id order, at most a limit: one statement per shape
+ * of the filter, each a range of its own index (the primary key's, errands_status, errands_type,
+ * errands_type_status), so nothing is filtered or sorted.
+ */
+export class FilteredStatements<R> {
+  private readonly all;
+  private readonly status;
+  private readonly type;
+  private readonly both;
+
+  constructor(db: Database, columns: string) {
+    const select = (where: string) =>
+      db.prepare<R, FilterParams>(
+        `SELECT ${columns} FROM errands WHERE ${where} id > CAST(?3 AS TEXT) ORDER BY id LIMIT ?4`,
+      );
+    this.all = select("");
+    this.status = select("status = CAST(?2 AS TEXT) AND");
+    this.type = select("type = CAST(?1 AS TEXT) AND");
+    this.both = select("type = CAST(?1 AS TEXT) AND status = CAST(?2 AS TEXT) AND");
+  }
+
+  /** The statement that serves the filter. */
+  of(filter: ErrandFilter): Statement<R, FilterParams> {
+    if (filter.type === undefined) return filter.status === undefined ? this.all : this.status;
+    return filter.status === undefined ? this.type : this.both;
+  }
+
+  read(filter: ErrandFilter, after: string, limit: number): R[] {
+    return this.of(filter).all(filter.type ?? null, filter.status ?? null, after, limit);
+  }
+}
+
 /** The statements every connection needs: reading errands and their logs. */
 export class ErrandReads {
   readonly get;
   readonly logs;
   readonly logsOf;
-  readonly pageAll;
-  readonly pageByStatus;
-  readonly pageByType;
+  readonly page: FilteredStatements<ErrandRow>;
   readonly pageScheduled;
   readonly pageByName;
 
@@ -105,17 +140,7 @@ export class ErrandReads {
       `SELECT errand_id, severity, message, timestamp FROM errand_logs
         WHERE errand_id IN (SELECT value FROM json_each(?)) ORDER BY errand_id, id`,
     );
-    this.pageAll = db.prepare<ErrandRow, [string, number]>(
-      `SELECT ${COLUMNS} FROM errands WHERE id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
-    );
-    this.pageByStatus = db.prepare<ErrandRow, [string, string, number]>(
-      `SELECT ${COLUMNS} FROM errands
-        WHERE status = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
-    );
-    this.pageByType = db.prepare<ErrandRow, [string, string, number]>(
-      `SELECT ${COLUMNS} FROM errands
-        WHERE type = CAST(? AS TEXT) AND id > CAST(? AS TEXT) ORDER BY id LIMIT ?`,
-    );
+    this.page = new FilteredStatements(db, COLUMNS);
     // Soonest first from a (run_at, id) cursor, a range of errands_due (named: without
     // statistics the planner may take errands_status and sort).
     this.pageScheduled = db.prepare<ErrandRow, [number, string, number]>(
@@ -146,8 +171,7 @@ export class ErrandWrites {
   readonly removeLogs;
   readonly appendLog;
   readonly trimLogs;
-  readonly idsByStatus;
-  readonly idsByType;
+  readonly ids: FilteredStatements<{ id: string }>;
   readonly finishedBefore;
   readonly overdue;
   readonly silent;
@@ -212,12 +236,7 @@ export class ErrandWrites {
       `DELETE FROM errand_logs WHERE errand_id = ? AND id <= (
          SELECT id FROM errand_logs WHERE errand_id = CAST(? AS TEXT) ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     );
-    this.idsByStatus = db.prepare<{ id: string }, [string]>(
-      "SELECT id FROM errands WHERE status = CAST(? AS TEXT) ORDER BY id",
-    );
-    this.idsByType = db.prepare<{ id: string }, [string]>(
-      "SELECT id FROM errands WHERE type = CAST(? AS TEXT) ORDER BY id",
-    );
+    this.ids = new FilteredStatements(db, "id");
     // On errands_finished by name: with no statistics yet the planner may take errands_status
     // and sort every finished errand for each batch of clear.
     this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
