@@ -26,6 +26,7 @@ import type { Driver } from "./store/driver.ts";
 import { History } from "./types/history.ts";
 import { typeRoutes } from "./types/routes.ts";
 import { TypeService } from "./types/service.ts";
+import { dashboardRoutes } from "./ui/routes.ts";
 import { VERSION } from "./version.ts";
 
 const BEARER_CHALLENGE = 'Bearer realm="errands"';
@@ -166,6 +167,7 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes(new HealthCheck(driver, () => clock.now()), VERSION))
     .use(metricsRoutes(metrics))
     .use(swaggerRoutes("Errands API"))
+    .use(dashboardRoutes())
     .use(errandRoutes(errands, waiters))
     .use(pipelineRoutes(pipelines))
     .use(typeRoutes(types, history))

@@ -49,13 +49,25 @@ function rawRequest(
 }
 
 /** A concrete path for a route template: each parameter replaced by a plausible value. */
-function concrete(template: string): string {
+function concrete(template: string, dashboardAsset: string): string {
   return template
+    .replace("/ui/assets/:name", `/ui/assets/${dashboardAsset}`)
     .replace(":key/:val", "type/t1")
     .replace(":duration", "1h")
     .replace(":name", "swagger-ui.css")
     .replace(/:[a-z]+/g, "t1");
 }
+
+/** Open to all: the health check, and the dashboard's page and files (code, no data). */
+const isOpen = (method: string, path: string) =>
+  path === "/health" ||
+  ((method === "GET" || method === "HEAD") && (path === "/" || path.startsWith("/ui/assets/")));
+
+/** The dashboard's page or one of its files, as answered to anyone. */
+const dashboardAnswer = (text: string) =>
+  /content-type: text\/html/i.test(text)
+    ? text.includes('<div id="app"></div>')
+    : /content-type: text\/(javascript|css)/i.test(text) && /cache-control: public/i.test(text);
 
 const HOSTS = ["a", "", "ab", "abc", "a/b", "a b", "x@y", "a:99999", "[::1]", "localhost:1"];
 
@@ -64,13 +76,16 @@ describe("tokens hold whatever the Host, path or method", () => {
   let port: number;
   let routes: Array<{ method: string; path: string }>;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     app = makeApp({ env: { ERRANDS_TOKEN: TOKEN } });
     app.app.listen({ hostname: "127.0.0.1", port: 0 });
     port = app.app.server?.port ?? 0;
+    const page = await rawRequest(port, { method: "GET", target: "/", host: "a" });
+    const asset = /ui\/assets\/([^"]+\.js)"/.exec(page.text)?.[1] ?? "missing.js";
     routes = app.app.routes
       .filter((r) => r.method !== "OPTIONS")
-      .map((r) => ({ method: r.method, path: concrete(r.path) }));
+      .map((r) => ({ method: r.method, path: concrete(r.path, asset) }));
+    expect(asset).not.toBe("missing.js");
   });
   afterAll(async () => {
     app.release();
@@ -102,7 +117,7 @@ describe("tokens hold whatever the Host, path or method", () => {
           const healthAnswer = /^\{"status":"OK","version":"[^"]*"\}$/.test(
             answer.text.slice(answer.text.indexOf("\r\n\r\n") + 4),
           );
-          if (method === "GET" && validHost && healthAnswer) {
+          if (method === "GET" && validHost && (healthAnswer || dashboardAnswer(answer.text))) {
             continue;
           }
           if (answer.status < 400 || answer.status >= 500) {
@@ -122,12 +137,12 @@ describe("tokens hold whatever the Host, path or method", () => {
     expect(list.body.results).toEqual([kept]);
   });
 
-  test("every route but /health answers 401 without the token, and is served with it", async () => {
+  test("every route but /health and the dashboard's code answers 401 without the token, and is served with it", async () => {
     const wrong: string[] = [];
     for (const { method, path } of routes) {
       for (const host of ["a", "ab", "localhost:1"]) {
         const without = await rawRequest(port, { method, target: path, host });
-        const expected = path === "/health" ? 200 : 401;
+        const expected = isOpen(method, path) ? 200 : 401;
         if (without.status !== expected) wrong.push(`${method} ${path} → ${without.status}`);
         const withToken = await rawRequest(port, {
           method,

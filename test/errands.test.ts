@@ -141,7 +141,9 @@ describe("conventions", () => {
     const app = makeApp();
     for (const [method, path] of [
       ["GET", "/v1/nothing"],
-      ["GET", "/"],
+      // `/` is the dashboard; a path beside it or a file it does not have is still a 404.
+      ["GET", "/index.html"],
+      ["GET", "/ui/assets/nothing.js"],
       ["POST", "/v2/errands"],
       ["GET", "/v1/errand/x/y/z"],
     ] as const) {

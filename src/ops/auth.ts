@@ -11,6 +11,9 @@ const TOKEN_IN_QUERY_PREFIX = "/swagger/assets/";
 
 /** Open to all: the health check. */
 export const HEALTH_PATH = "/health";
+/** Open to all: the dashboard's page and its files, code without data (src/ui/routes.ts). */
+const DASHBOARD_PAGE = "/";
+const DASHBOARD_ASSETS = "/ui/assets/";
 const METRICS_PATH = "/metrics";
 
 export class Auth {
@@ -36,6 +39,7 @@ export class Auth {
     if (!this.enabled || method === "OPTIONS") return false;
     const at = withoutTrailingSlash(route);
     if (at === HEALTH_PATH) return false;
+    if ((method === "GET" || method === "HEAD") && isDashboardCode(route)) return false;
     if (at === METRICS_PATH) return !this.metricsPublic;
     return true;
   }
@@ -63,6 +67,14 @@ export class Auth {
     const at = withoutTrailingSlash(route);
     return TOKEN_IN_QUERY.has(at) || at.startsWith(TOKEN_IN_QUERY_PREFIX);
   }
+}
+
+/** The dashboard's page, exactly `/`, or one of its files: `/ui/assets/<name>`, one segment. */
+function isDashboardCode(route: string): boolean {
+  if (route === DASHBOARD_PAGE) return true;
+  if (!route.startsWith(DASHBOARD_ASSETS)) return false;
+  const name = route.slice(DASHBOARD_ASSETS.length);
+  return name.length > 0 && !name.includes("/");
 }
 
 function digest(token: string): Buffer {
