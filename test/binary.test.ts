@@ -185,6 +185,36 @@ describe("serving from an empty directory", () => {
     app.close();
   });
 
+  test("the dashboard and every file it links are served by the binary: nothing from elsewhere, under 250 KB of gzipped script", async () => {
+    const res = await fetch(`${server.base}/`);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    const page = await res.text();
+    expect(page).toContain('<div id="app"></div>');
+    const links = [...page.matchAll(/(?:src|href)="([^"]+)"/g)]
+      .map((m) => m[1] ?? "")
+      .filter((link) => !link.startsWith("data:"));
+    expect(links.some((link) => link.endsWith(".js"))).toBe(true);
+    expect(links.some((link) => link.endsWith(".css"))).toBe(true);
+    let script = 0;
+    for (const link of links) {
+      const url = new URL(link, `${server.base}/`);
+      expect(url.origin).toBe(server.base);
+      const file = await fetch(url);
+      expect(`${link} ${file.status}`).toBe(`${link} 200`);
+      const body = new Uint8Array(await file.arrayBuffer());
+      const text = new TextDecoder().decode(body);
+      // No font, image or script fetched from another host; XML namespaces are names, not loads.
+      const away = [...text.matchAll(/https?:\/\/[^\s"'`)]+/g)]
+        .map((m) => m[0])
+        .filter((u) => !u.startsWith("http://www.w3.org/"));
+      expect(`${link}: ${away.join(" ")}`).toBe(`${link}: `);
+      if (link.endsWith(".js")) script += Bun.gzipSync(body).length;
+    }
+    expect(script).toBeGreaterThan(0);
+    expect(script).toBeLessThan(250 * 1024);
+  });
+
   test("/swagger and every asset it references are served by the binary, none from elsewhere", async () => {
     const page = await (await fetch(`${server.base}/swagger`)).text();
     expect(page).not.toMatch(/https?:\/\//);
