@@ -2,11 +2,9 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import type { SQL } from "bun";
 import type { WriteTx } from "../src/store/driver.ts";
-import { PgTx } from "../src/store/postgres/access.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { makeApp, onPostgres, removeTempDirs, schemaConnection, type TestApp } from "./harness.ts";
+import { explainingTx, makeApp, onPostgres, removeTempDirs, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -291,25 +289,8 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
     await claim(app, "t1");
     // With a limit, a claim counts the type's active errands.
     await app.call("PUT", "/v1/types/t2", { concurrency: 100 });
-    const sql = await schemaConnection(app);
+    const { tx, plansOf, close } = await explainingTx(app);
     try {
-      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
-      // the table has no index that serves its statement.
-      await sql`SET enable_seqscan = off`;
-      // Each statement the engine runs is explained first, as it is about to run.
-      let plans: string[] = [];
-      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-        return sql(strings, ...values);
-      };
-      const tx = new PgTx(explaining as unknown as SQL, []);
-      const plansOf = async (run: () => Promise<unknown>) => {
-        plans = [];
-        await run();
-        return plans.join("\n");
-      };
       const now = app.clock.now();
       const cases: Array<[() => Promise<unknown>, string[]]> = [
         [() => tx.nextClaimable("t2"), ["errands_active", "errands_claim"]],
@@ -325,7 +306,7 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
         expect(plan).not.toMatch(/Seq Scan on (errands|pipelines)\b/);
       }
     } finally {
-      await sql.close();
+      await close();
     }
     app.close();
   });

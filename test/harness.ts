@@ -11,6 +11,7 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
+import { PgTx } from "../src/store/postgres/access.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import type { ErrandRecord } from "../src/store/records.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
@@ -238,6 +239,37 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
   if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
   await (a.store as unknown as PostgresDriver).ready;
   return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/**
+ * A PostgreSQL write transaction on the app's own schema that EXPLAINs each statement as it is
+ * about to run it: `plansOf(run)` answers the plans of the statements `run` sent. Sequential
+ * scans are priced out, since so small a table is cheaper to scan: a plan that still scans a
+ * table has no index that serves its statement. PostgreSQL runs only; the caller closes it.
+ */
+export async function explainingTx(a: TestApp): Promise<{
+  tx: PgTx;
+  plansOf(run: () => Promise<unknown>): Promise<string>;
+  close(): Promise<void>;
+}> {
+  const sql = await schemaConnection(a);
+  await sql`SET enable_seqscan = off`;
+  let plans: string[] = [];
+  const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+    const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+    plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+    return sql(strings, ...values);
+  };
+  return {
+    tx: new PgTx(explaining as unknown as SQL, []),
+    async plansOf(run) {
+      plans = [];
+      await run();
+      return plans.join("\n");
+    },
+    close: () => sql.close(),
+  };
 }
 
 /**

@@ -3,16 +3,8 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import type { SQL } from "bun";
-import { PgTx } from "../src/store/postgres/access.ts";
 import { ReadStatements } from "../src/store/sqlite/access.ts";
-import {
-  appsPerTest,
-  onPostgres,
-  removeTempDirs,
-  schemaConnection,
-  type TestApp,
-} from "./harness.ts";
+import { appsPerTest, explainingTx, onPostgres, removeTempDirs, type TestApp } from "./harness.ts";
 
 afterAll(removeTempDirs);
 
@@ -224,33 +216,20 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       options: i % 2 ? { runAt: now + i } : {},
     }));
     await a.call("POST", "/v1/errands/batch", { errands });
-    const sql = await schemaConnection(a);
+    const { tx: reads, plansOf, close } = await explainingTx(a);
     try {
-      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
-      // the table has no index that serves its statement.
-      await sql`SET enable_seqscan = off`;
-      let plans: string[] = [];
-      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-        return sql(strings, ...values);
-      };
-      const reads = new PgTx(explaining as unknown as SQL, []);
       const cases: Array<[() => Promise<unknown>, string]> = [
         [() => reads.scheduledPage(null, 100), "errands_due"],
         [() => reads.scheduledPage({ runAt: now + 50, id: "x" }, 100), "errands_due"],
         [() => reads.errandPageByName("e1", "", 100), "errands_name"],
       ];
       for (const [run, index] of cases) {
-        plans = [];
-        await run();
-        const plan = plans.join("\n");
+        const plan = await plansOf(run);
         expect(plan).toMatch(new RegExp(`(using|on) ${index} `));
         expect(plan).not.toMatch(/Seq Scan on errands\b/);
       }
     } finally {
-      await sql.close();
+      await close();
     }
   });
 });
