@@ -53,6 +53,8 @@ const TEMPLATES = [
   ["GET", "/v1/errands/list/:key/:val"],
   ["POST", "/v1/errands/process/:type"],
   ["POST", "/v1/errands/process"],
+  ["POST", "/v1/errands/claim/:type"],
+  ["POST", "/v1/errands/ack"],
   ["POST", "/v1/errands/update/:key/:val"],
   ["POST", "/v1/errands/clear/:duration"],
   ["GET", "/v1/errands/notifications"],
@@ -178,6 +180,7 @@ const QUERY_VALUES: Record<string, string[]> = {
   name: ["e", "f", "", "%25", "_", "%ZZ", "x".repeat(1001)],
   type: [...TYPES, "", "%ZZ"],
   wait: ["0.001", "0.01", "0.02", "1e-3", "0", "-1", "61", "Infinity", "NaN", "abc", ""],
+  count: ["1", "3", "100", "0", "101", "1.5", "-1", "abc", ""],
   next: ["true", "false", "1", "0", "TRUE", "yes", ""],
   dryRun: ["1", "t", "T", "TRUE", "true", "True", "0", "f", "FALSE", "false", "yes", ""],
   status: [...PIPELINE_STATUSES, ...STATUSES, "", "x"],
@@ -192,6 +195,7 @@ const QUERY_VALUES: Record<string, string[]> = {
 /** The query keys each route reads. */
 function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/errands/process")) return ["type", "wait"];
+  if (path.startsWith("/v1/errands/claim")) return ["count", "wait"];
   if (path.includes("/completed")) return ["next"];
   if (path.startsWith("/v1/errands/notifications")) return ["events", "lastEventId"];
   if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
@@ -336,6 +340,8 @@ class Fuzzer {
     if (path.startsWith("/v1/errands/batch")) {
       const n = r.chance(0.02) ? 1001 : r.int(6);
       body = { errands: Array.from({ length: n }, () => this.spec()) };
+    } else if (path.startsWith("/v1/errands/ack")) {
+      body = { items: Array.from({ length: r.chance(0.02) ? 1001 : r.int(6) }, () => this.ack()) };
     } else if (path.startsWith("/v1/errands/update/")) {
       body = r.chance(0.5) ? { status: r.pick(STATUSES) } : { delete: true };
     } else if (path.startsWith("/v1/errands")) {
@@ -363,6 +369,24 @@ class Fuzzer {
     if (bend === 2 && keys.length > 0) body[r.pick(keys)] = this.value(1);
     if (bend === 3) body[r.pick(FIELDS)] = this.value(1);
     return body;
+  }
+
+  /**
+   * An item of an ack: mostly on an errand seen claimed, at its attempt, a stale one or none;
+   * now and then with both or neither of completed and failed.
+   */
+  ack(): Record<string, unknown> {
+    const r = this.r;
+    const held = this.claimed.length > 0 && r.chance(0.7) ? r.pick(this.claimed) : null;
+    const item: Record<string, unknown> = { id: held?.id ?? r.pick([...this.ids, this.uuid()]) };
+    if (held && r.chance(0.6)) item.attempt = r.chance(0.8) ? held.attempt : held.attempt + 1;
+    // 0: neither, 1: both, then completed or failed alike.
+    const outcome = r.int(10);
+    if (outcome === 1 || (outcome >= 2 && outcome < 6)) {
+      item.completed = r.chance(0.8) ? { results: { n: r.int(10) } } : {};
+    }
+    if (outcome === 1 || outcome >= 6) item.failed = { reason: this.text() };
+    return item;
   }
 
   body(path: string): string | undefined {
