@@ -966,6 +966,7 @@ describe("a wrong method on a known path", () => {
       ["PUT", "/v1/pipelines/", "GET, HEAD, OPTIONS"],
       ["DELETE", "/v1/errands/clear/1h", "POST, OPTIONS"],
       ["POST", "/v1/errands/notifications", "GET, HEAD, OPTIONS"],
+      ["DELETE", "/", "GET, HEAD, OPTIONS"],
     ] as const;
     for (const [method, path, allow] of cases) {
       const answer = await app.call(
@@ -994,7 +995,7 @@ describe("a wrong method on a known path", () => {
       ["PATCH", "/v1/errand/a/b/c"],
       ["POST", "/v1/errands/process//"],
       ["GET", "/v1/errands/list/status"],
-      ["DELETE", "/"],
+      ["DELETE", "/index.html"],
     ] as const) {
       const answer = await app.call(method, path);
       expect({ method, path, status: answer.status, allow: answer.headers.get("allow") }).toEqual({

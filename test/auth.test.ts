@@ -108,9 +108,12 @@ describe("tokens hold whatever the Host, path or method", () => {
       const targets = [path, `/health?${path}`, `/x/health?y${path}`, `/health/..${path}`];
       for (const host of HOSTS) {
         for (const target of targets) {
-          // Every route's body at once: create, bulk update, and bulk retry or delete of all.
+          // Every route's body at once: create, bulk update, bulk retry or delete of all, and an
+          // ack (each answers 200 to it, were it let through).
           const body =
-            method === "GET" ? "" : '{"name":"evil","type":"t1","delete":true,"filter":{}}';
+            method === "GET"
+              ? ""
+              : '{"name":"evil","type":"t1","delete":true,"filter":{},"items":[{"id":"t1","completed":{}}]}';
           const answer = await rawRequest(port, { method, target, host, body });
           const validHost = ["a", "ab", "abc", "[::1]", "localhost:1"].includes(host);
           // The health check may answer, as itself (`/health?…` is /health with a query string).

@@ -251,7 +251,7 @@ describe.skipIf(onPostgres)("cost", () => {
     const sql = statements.errandWrites;
     const candidate = sql.candidate as unknown as Statement;
     const now = app.clock.now();
-    sql.candidate.get("t2");
+    sql.candidate.get("t2", 1);
     sql.overdue.all(now, 100);
     sql.silent.all(now, 100);
     sql.due.all(now, 100);

@@ -5,6 +5,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { EVENT_NAMES } from "../src/events/bus.ts";
 import { PIPELINE_STATUSES, STATUSES } from "../src/store/records.ts";
+import { dashboard } from "../src/ui/routes.ts";
 import {
   type Answer,
   makeApp,
@@ -53,6 +54,8 @@ const TEMPLATES = [
   ["GET", "/v1/errands/list/:key/:val"],
   ["POST", "/v1/errands/process/:type"],
   ["POST", "/v1/errands/process"],
+  ["POST", "/v1/errands/claim/:type"],
+  ["POST", "/v1/errands/ack"],
   ["POST", "/v1/errands/update/:key/:val"],
   ["POST", "/v1/errands/retry"],
   ["POST", "/v1/errands/delete"],
@@ -78,6 +81,8 @@ const TEMPLATES = [
   ["GET", "/swagger"],
   ["GET", "/swagger/json"],
   ["GET", "/swagger/assets/:asset"],
+  ["GET", "/"],
+  ["GET", "/ui/assets/:file"],
 ] as const;
 
 /** What a worker calls on the errand it holds. */
@@ -171,6 +176,8 @@ const HEADER_NAMES = [
 const DURATIONS = ["1h", "90s", "300ms", "2h45m10s", "0", "1.5h", "-1h", "1x", "", "9".repeat(400)];
 /** Names of the errands of generated pipelines: few, so duplicates and cycles come up. */
 const STEPS = ["fetch", "sum", "load", "mail", "zip"];
+/** The dashboard's bundled files, by the names the page links them with. */
+const DASHBOARD_FILES = [...(await dashboard()).assets.keys()];
 const ASSETS = ["swagger-ui.css", "favicon-16x16.png", "favicon-32x32.png", "nothing.js", "a/b"];
 /** Idempotency keys come from a few, so repeats (same body or another) come up. */
 const KEYS = ["k1", "k2", "k3"];
@@ -181,6 +188,7 @@ const QUERY_VALUES: Record<string, string[]> = {
   name: ["e", "f", "", "%25", "_", "%ZZ", "x".repeat(1001)],
   type: [...TYPES, "", "%ZZ"],
   wait: ["0.001", "0.01", "0.02", "1e-3", "0", "-1", "61", "Infinity", "NaN", "abc", ""],
+  count: ["1", "3", "100", "0", "101", "1.5", "-1", "abc", ""],
   next: ["true", "false", "1", "0", "TRUE", "yes", ""],
   dryRun: ["1", "t", "T", "TRUE", "true", "True", "0", "f", "FALSE", "false", "yes", ""],
   status: [...PIPELINE_STATUSES, ...STATUSES, "", "x"],
@@ -196,6 +204,7 @@ const QUERY_VALUES: Record<string, string[]> = {
 /** The query keys each route reads. */
 function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/errands/process")) return ["type", "wait"];
+  if (path.startsWith("/v1/errands/claim")) return ["count", "wait"];
   if (path.includes("/completed")) return ["next"];
   if (path.startsWith("/v1/errands/notifications")) return ["events", "lastEventId"];
   if (path.startsWith("/v1/pipelines")) return ["status", "limit", "after"];
@@ -359,6 +368,8 @@ class Fuzzer {
     if (path.startsWith("/v1/errands/batch")) {
       const n = r.chance(0.02) ? 1001 : r.int(6);
       body = { errands: Array.from({ length: n }, () => this.spec()) };
+    } else if (path.startsWith("/v1/errands/ack")) {
+      body = { items: Array.from({ length: r.chance(0.02) ? 1001 : r.int(6) }, () => this.ack()) };
     } else if (path.startsWith("/v1/errands/update/")) {
       body = r.chance(0.5) ? { status: r.pick(STATUSES) } : { delete: true };
     } else if (/^\/v1\/errands\/(retry|delete)/.test(path)) {
@@ -389,6 +400,24 @@ class Fuzzer {
     if (bend === 2 && keys.length > 0) body[r.pick(keys)] = this.value(1);
     if (bend === 3) body[r.pick(FIELDS)] = this.value(1);
     return body;
+  }
+
+  /**
+   * An item of an ack: mostly on an errand seen claimed, at its attempt, a stale one or none;
+   * now and then with both or neither of completed and failed.
+   */
+  ack(): Record<string, unknown> {
+    const r = this.r;
+    const held = this.claimed.length > 0 && r.chance(0.7) ? r.pick(this.claimed) : null;
+    const item: Record<string, unknown> = { id: held?.id ?? r.pick([...this.ids, this.uuid()]) };
+    if (held && r.chance(0.6)) item.attempt = r.chance(0.8) ? held.attempt : held.attempt + 1;
+    // 0: neither, 1: both, then completed or failed alike.
+    const outcome = r.int(10);
+    if (outcome === 1 || (outcome >= 2 && outcome < 6)) {
+      item.completed = r.chance(0.8) ? { results: { n: r.int(10) } } : {};
+    }
+    if (outcome === 1 || outcome >= 6) item.failed = { reason: this.text() };
+    return item;
   }
 
   body(path: string): string | undefined {
@@ -462,6 +491,8 @@ class Fuzzer {
           : this.uuid();
       case ":asset":
         return r.chance(0.05) ? "swagger-ui-bundle.js" : r.pick(ASSETS);
+      case ":file":
+        return r.pick([...DASHBOARD_FILES, "nothing.js", "index.html"]);
       case ":key":
         return r.pick(["status", "type", "status", "type", "name", "id", "STATUS"]);
       case ":val":

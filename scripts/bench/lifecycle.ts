@@ -2,9 +2,10 @@
 // round trip (producers and workers at once); the same round trip on BullMQ with Redis, once
 // with appendfsync always and once by default; and the raw Bun.serve ceiling with the same
 // HTTP client. With --scale N, also N errands stored: claim latency, RSS, size, list time.
+// Workers also claim and ack in batches of --batch errands (POST /v1/errands/claim, /ack).
 //
 // Usage: bun scripts/bench/lifecycle.ts [--n 20000] [--c 32] [--runs 3] [--sync full|normal]
-//        [--scale 1000000] [--skip-bullmq] [--database postgres://… [--instances 3]]
+//        [--batch 32] [--scale 1000000] [--skip-bullmq] [--database postgres://… [--instances 3]]
 // With --database, the server runs on PostgreSQL (a database of its own, made and dropped
 // here), as --instances processes that the client spreads its connections over.
 // Needs redis-server on the PATH for the BullMQ part (Debian: apt-get install redis-server).
@@ -25,6 +26,7 @@ const SCALE = Number(flags.get("scale") ?? 0);
 const SKIP_BULLMQ = flags.has("skip-bullmq");
 const DATABASE = flags.get("database") ?? null;
 const INSTANCES = Number(flags.get("instances") ?? 1);
+const BATCH = Number(flags.get("batch") ?? 32);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -134,6 +136,50 @@ async function claimComplete(base: string, type: string): Promise<boolean> {
   return true;
 }
 
+/** Creates N errands of `type` one request each over `connections`; answers seconds taken. */
+const produce = (at: (i: number) => string, type: string, connections: number) =>
+  pool(N, connections, async (i) => {
+    await (await post(`${at(i)}/v1/errands/`, { name: `${type}-${i}`, type })).arrayBuffer();
+    return true;
+  });
+
+/**
+ * `workers` loops that claim up to BATCH errands of `type` at a time (waiting up to a second
+ * for any) and complete them with one ack, until `total` are done; answers the seconds until
+ * the last was acked (not counting the waits of the loops that found none left).
+ */
+async function batchWorkers(
+  at: (i: number) => string,
+  type: string,
+  total: number,
+  workers: number,
+): Promise<number> {
+  let done = 0;
+  const start = performance.now();
+  let end = start;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      const base = at(w);
+      while (done < total) {
+        const claim = await post(`${base}/v1/errands/claim/${type}?count=${BATCH}&wait=1`);
+        const claimed = (
+          (await claim.json()) as { results: Array<{ id: string; attempts: number }> }
+        ).results;
+        if (claimed.length === 0) continue;
+        const items = claimed.map((e) => ({
+          id: e.id,
+          attempt: e.attempts,
+          completed: { results: { ok: true } },
+        }));
+        await (await post(`${base}/v1/errands/ack`, { items })).arrayBuffer();
+        done += claimed.length;
+        if (done >= total) end = performance.now();
+      }
+    }),
+  );
+  return (end - start) / 1000;
+}
+
 async function ours() {
   const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
   const { at, stop } = await startErrands(dir);
@@ -141,6 +187,8 @@ async function ours() {
   const drain: number[] = [];
   const round: number[] = [];
   const roundNext: number[] = [];
+  const drainBatch: number[] = [];
+  const roundBatch: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     const type = `bench${run}`;
     const t1 = await pool(N, C, async (i) => {
@@ -156,13 +204,7 @@ async function ours() {
     // Round trip: half the connections produce, half claim and complete, at the same time.
     const rt = `rt${run}`;
     const start = performance.now();
-    await Promise.all([
-      pool(N, C / 2, async (i) => {
-        await (await post(`${at(i)}/v1/errands/`, { name: `r${i}`, type: rt })).arrayBuffer();
-        return true;
-      }),
-      pool(N, C / 2, (i) => claimComplete(at(i), rt)),
-    ]);
+    await Promise.all([produce(at, rt, C / 2), pool(N, C / 2, (i) => claimComplete(at(i), rt))]);
     round.push(N / ((performance.now() - start) / 1000));
 
     // The same with complete?next=true: one request fewer per errand.
@@ -170,10 +212,7 @@ async function ours() {
     const startNext = performance.now();
     let done = 0;
     await Promise.all([
-      pool(N, C / 2, async (i) => {
-        await (await post(`${at(i)}/v1/errands/`, { name: `n${i}`, type: rn })).arrayBuffer();
-        return true;
-      }),
+      produce(at, rn, C / 2),
       ...Array.from({ length: C / 2 }, async (_, w) => {
         const base = at(w);
         let current: string | null = null;
@@ -194,6 +233,14 @@ async function ours() {
       }),
     ]);
     roundNext.push(N / ((performance.now() - startNext) / 1000));
+
+    // Batches: claim up to BATCH at once, ack them in one request.
+    const bd = `bd${run}`;
+    await produce(at, bd, C);
+    drainBatch.push(N / (await batchWorkers(at, bd, N, C)));
+    const rb = `rb${run}`;
+    const [, seconds] = await Promise.all([produce(at, rb, C / 2), batchWorkers(at, rb, N, C / 2)]);
+    roundBatch.push(N / seconds);
   }
   await stop();
   rmSync(dir, { recursive: true, force: true });
@@ -202,6 +249,8 @@ async function ours() {
     drain: median(drain),
     round: median(round),
     roundNext: median(roundNext),
+    drainBatch: median(drainBatch),
+    roundBatch: median(roundBatch),
   };
 }
 
@@ -338,6 +387,8 @@ console.log(
   `round trip                   ${fmt(o.round)} errands/s (${fmt(o.round * 3)} requests/s)`,
 );
 console.log(`round trip, ?next=true       ${fmt(o.roundNext)} errands/s`);
+console.log(`claim + ack, batches of ${BATCH}   ${fmt(o.drainBatch)} errands/s`);
+console.log(`round trip, batches of ${BATCH}    ${fmt(o.roundBatch)} errands/s`);
 const top = await ceiling();
 console.log(`raw Bun.serve ceiling        ${fmt(top)} requests/s`);
 console.log(`ours ÷ ceiling (create)      ${(o.create / top).toFixed(2)}`);

@@ -222,6 +222,58 @@ export const CompleteBody = t.Object(
 );
 export const HeartbeatBody = t.Object({ attempt: Attempt }, lenient);
 
+/** Most errands one batch claim takes. */
+export const MAX_CLAIM_COUNT = 100;
+/** Most items one ack takes, as many as one batch create. */
+export const MAX_ACK_ITEMS = 1000;
+
+export const AckItem = t.Object(
+  {
+    id: t.String({ minLength: 1, description: "The errand's id" }),
+    attempt: Attempt,
+    completed: t.Optional(
+      t.Object(
+        { results: t.Optional(JsonObject) },
+        { ...lenient, description: "Complete the errand, as `PUT /v1/errand/:id/completed`" },
+      ),
+    ),
+    failed: t.Optional(
+      t.Object(
+        { reason: LogText },
+        { ...lenient, description: "Fail the errand, as `PUT /v1/errand/:id/failed`" },
+      ),
+    ),
+  },
+  { ...lenient, description: "Exactly one of `completed` and `failed`" },
+);
+export type AckItem = Static<typeof AckItem>;
+
+/** An item of an ack once it is known to hold exactly one of `completed` and `failed`. */
+export type Ack = Omit<AckItem, "completed" | "failed"> &
+  (
+    | { completed: NonNullable<AckItem["completed"]>; failed?: undefined }
+    | { completed?: undefined; failed: NonNullable<AckItem["failed"]> }
+  );
+
+export const AckBody = t.Object(
+  { items: t.Array(AckItem, { minItems: 1, maxItems: MAX_ACK_ITEMS }) },
+  {
+    ...lenient,
+    examples: [
+      {
+        items: [
+          {
+            id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f",
+            attempt: 1,
+            completed: { results: { rows: 42 } },
+          },
+          { id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e90", attempt: 1, failed: { reason: "timeout" } },
+        ],
+      },
+    ],
+  },
+);
+
 export const ListKey = t.Union([t.Literal("status"), t.Literal("type")], {
   error: "the key must be status or type",
 });
@@ -412,3 +464,73 @@ export const OkScheduledPage = t.Object({
     description: "`after` for the following page (`<runAt>:<id>`, opaque); null on the last",
   }),
 });
+
+/** The answer to a batch claim. */
+export const OkClaimed = t.Object(
+  {
+    status: t.Literal("OK"),
+    results: t.Array(Errand, { description: "The errands claimed, in claim order" }),
+  },
+  { description: "The errands claimed, at most `count`; `[]` when none could be claimed in time" },
+);
+
+/** The answer to an ack: each item's outcome, in the order sent. */
+export const OkAcks = t.Object(
+  {
+    status: t.Literal("OK"),
+    results: t.Array(
+      t.Union([
+        t.Object({ id: t.String(), status: t.Literal(200), errand: Errand }),
+        t.Object({
+          id: t.String(),
+          status: t.Union([t.Literal(404), t.Literal(409)]),
+          error: ErrorBody,
+        }),
+      ]),
+      {
+        description:
+          "One per item, in order: `status` 200 with the `errand` after the change, or 404 (unknown errand) or 409 (attempt superseded, errand blocked, or named by an earlier item) with the `error` envelope; a refused item changed nothing",
+      },
+    ),
+  },
+  {
+    description: "Every item's outcome, in the order sent",
+    examples: [
+      {
+        status: "OK",
+        results: [
+          {
+            id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f",
+            status: 200,
+            errand: {
+              id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e8f",
+              name: "Process file 7",
+              type: "extract",
+              options: {},
+              created: 1732600000000,
+              status: "completed",
+              results: { rows: 42 },
+              progress: 100,
+              attempts: 1,
+              started: 1732600001000,
+              completed: 1732600002000,
+              logs: [
+                { severity: "INFO", message: "Started!", timestamp: 1732600001000 },
+                { severity: "INFO", message: "Completed!", timestamp: 1732600002000 },
+              ],
+            },
+          },
+          {
+            id: "019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e90",
+            status: 409,
+            error: {
+              message: "Attempt superseded",
+              error:
+                "errand 019a6a3e-7c1d-7b3e-9d2f-3c4b5a6d7e90 is active at attempt 2, not active at attempt 1",
+            },
+          },
+        ],
+      },
+    ],
+  },
+);

@@ -7,6 +7,9 @@ import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
 import type { ErrandFilter } from "../store/driver.ts";
 import {
+  type Ack,
+  AckBody,
+  type AckItem,
   BULK_MAX,
   BulkBody,
   BulkUpdateBody,
@@ -24,7 +27,10 @@ import {
   ListKey,
   ListQuery,
   LogBody,
+  MAX_CLAIM_COUNT,
+  OkAcks,
   OkBulk,
+  OkClaimed,
   OkCount,
   OkOnly,
   OkPage,
@@ -66,6 +72,10 @@ const claimAnswers = {
     "No jobs: no errand of the type can be claimed (none waits, paused, or at its concurrency)",
   ),
 } as const;
+
+const ackRefused = errorBody(
+  "The body breaks its schema (the field is named: no items, more than 1000, an item without an id), or an item holds both or neither of `completed` and `failed`",
+);
 
 export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
@@ -182,6 +192,70 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         }),
         response: { 200: ok(Errand), ...claimAnswers },
         detail: { summary: "Claim the next errand of a type (older clients' form)" },
+      },
+    )
+    .post(
+      "/v1/errands/claim/:type",
+      async ({ params, query, request }) => ({
+        status: "OK" as const,
+        results: await waiters.claimMany(
+          params.type,
+          query.count ?? 1,
+          query.wait === undefined ? undefined : query.wait * 1000,
+          () => request.signal,
+        ),
+      }),
+      {
+        params: t.Object({ type: t.String() }),
+        query: t.Object({
+          count: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: MAX_CLAIM_COUNT,
+              description: `Most errands to claim, 1 to ${MAX_CLAIM_COUNT}; 1 when not given`,
+              error: `count must be a whole number from 1 to ${MAX_CLAIM_COUNT}`,
+            }),
+          ),
+          wait: t.Optional(Wait),
+        }),
+        response: {
+          200: OkClaimed,
+          400: errorBody(
+            `\`count\` is not a whole number from 1 to ${MAX_CLAIM_COUNT}, or \`wait\` is not a number of seconds in (0, 60]`,
+          ),
+        },
+        detail: {
+          summary: "Claim up to `count` errands of a type at once",
+          description:
+            "In one transaction, in the order single claims take them (highest priority first, then the oldest), each as a single claim changes it (active, attempts + 1, `Started!`, event `processing`); no more than the type's free slots under its concurrency limit, none while it is paused. Answers `[]` when none can be claimed. With `?wait=S` (0 < S ≤ 60) and none to claim, waits in line with single long-poll claims and answers as soon as any errand of the type can be claimed (then as many as can, up to `count`), or `[]` after S seconds.",
+        },
+      },
+    )
+    .post(
+      "/v1/errands/ack",
+      async ({ body }) => {
+        const outcomes = await errands.ack(body.items.map(ackItem));
+        return {
+          status: "OK" as const,
+          results: outcomes.map((outcome) =>
+            "errand" in outcome
+              ? { id: outcome.id, status: 200 as const, errand: outcome.errand }
+              : {
+                  id: outcome.id,
+                  status: outcome.error instanceof NotFound ? (404 as const) : (409 as const),
+                  error: { message: outcome.error.message, error: outcome.error.detail },
+                },
+          ),
+        };
+      },
+      {
+        body: AckBody,
+        response: { 200: OkAcks, 400: ackRefused },
+        detail: {
+          summary: "Complete or fail up to 1000 errands at once",
+          description:
+            'Each item `{"id","attempt"?,"completed":{"results"?}}` or `{"id","attempt"?,"failed":{"reason"}}`, all in one transaction, each under the rules of `PUT /v1/errand/:id/completed` or `…/failed` (results, retries and backoff, pipeline dependents unblocked, events). Answers every item\'s outcome in order: 200 with the errand, or 404 (unknown), or 409 (attempt superseded, blocked, or an id an earlier item already named); a refused item changes nothing and the others stand.',
+        },
       },
     )
     .post(
@@ -353,7 +427,8 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
           body.results,
           body.attempt,
         );
-        const handed = next && (await handOver(errands, next, Promise.resolve(), signal));
+        const handed =
+          next && ((await handOver(errands, [next], Promise.resolve(), signal))[0] ?? null);
         return { status: "OK" as const, results: completed, next: handed };
       },
       {
@@ -456,6 +531,20 @@ function bulkSelection(body: BulkBody): Selection {
     throw new BadInput("Invalid request", "body.ids: send ids or a filter (one of the two)");
   }
   return { filter: body.filter, after: body.after ?? "" };
+}
+
+/** An item of an ack holds exactly one of `completed` and `failed`. */
+function ackItem(item: AckItem, index: number): Ack {
+  if (item.completed !== undefined && item.failed === undefined) {
+    return { ...item, completed: item.completed, failed: undefined };
+  }
+  if (item.failed !== undefined && item.completed === undefined) {
+    return { ...item, completed: undefined, failed: item.failed };
+  }
+  throw new BadInput(
+    "Invalid request",
+    `body.items.${index}: exactly one of completed and failed is needed`,
+  );
 }
 
 /** Exactly one of {"status":S} and {"delete":true}. */

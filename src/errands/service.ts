@@ -31,7 +31,7 @@ import type {
 } from "../store/driver.ts";
 import type { ErrandRecord, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
-import { BULK_MAX, type Errand, type ErrandSpec, type Log } from "./model.ts";
+import { type Ack, BULK_MAX, type Errand, type ErrandSpec, type Log } from "./model.ts";
 import { toErrand } from "./view.ts";
 
 export interface ErrandServiceDeps {
@@ -95,6 +95,11 @@ function parseScheduledCursor(text: string): ScheduledCursor {
 }
 
 export type BulkChange = { status: Status } | { delete: true };
+
+/** What became of one item of an ack: the errand after it, or why it was refused. */
+export type AckOutcome =
+  | { id: string; errand: Errand }
+  | { id: string; error: NotFound | Conflict };
 
 const SWEEP_BATCH = 500;
 /** About how many errands one write of clear deletes (a pipeline goes whole). */
@@ -202,12 +207,33 @@ export class ErrandService {
     return this.driver.stage((tx) => this.claimIn(tx, type));
   }
 
-  /** Puts an errand back in the queue when attempt `attempt` of it has had no worker. */
-  release(id: string, attempt: number): Promise<Errand | null> {
+  /**
+   * Claims up to `count` errands of `type` in one write, in claim order (no more than the
+   * type's free slots, none while it is paused): answered as soon as it ran, durable later.
+   */
+  claimManyStaged(type: string, count: number): Promise<Staged<Errand[]>> {
+    return this.driver.stage(async (tx) => {
+      const claimed: Errand[] = [];
+      for (const record of await tx.nextClaimables(type, count)) {
+        claimed.push(await this.claimRecord(tx, record));
+      }
+      return claimed;
+    });
+  }
+
+  /**
+   * Puts claimed errands back in the queue, in one write, each only if the attempt it was
+   * claimed at has had no worker since; answers those put back.
+   */
+  release(claimed: Array<Pick<Errand, "id" | "attempts">>): Promise<Errand[]> {
     return this.driver.write(async (tx) => {
-      const record = await tx.lockErrand(id);
-      const change = record && release(record, attempt, this.clock.now());
-      return record && change ? this.apply(tx, record, change) : null;
+      const released: Errand[] = [];
+      for (const { id, attempts } of claimed) {
+        const record = await tx.lockErrand(id);
+        const change = record && release(record, attempts, this.clock.now());
+        if (record && change) released.push(await this.apply(tx, record, change));
+      }
+      return released;
     });
   }
 
@@ -249,6 +275,31 @@ export class ErrandService {
     return this.driver.write(async (tx) => {
       const completed = await this.completeIn(tx, id, results, attempt);
       return { completed, next: await this.claimIn(tx, completed.type) };
+    });
+  }
+
+  /**
+   * Completes or fails each errand of a list, in one transaction, each under the rules of a
+   * single completion or failure. An item refused (unknown errand, superseded attempt, blocked
+   * errand, or an errand an earlier item of the list already named) changes nothing and leaves
+   * the others be; answers each item's outcome, in order.
+   */
+  ack(items: Ack[]): Promise<AckOutcome[]> {
+    return this.driver.write(async (tx) => {
+      // Locked up front in id order, so two lists that share errands never wait on each other.
+      const locked = await tx.lockErrands([...new Set(items.map((item) => item.id))]);
+      const byId = new Map(locked.map((record) => [record.id, record]));
+      const named = new Set<string>();
+      const outcomes: AckOutcome[] = [];
+      for (const item of items) {
+        if (named.has(item.id)) {
+          outcomes.push({ id: item.id, error: namedTwice(item.id) });
+          continue;
+        }
+        named.add(item.id);
+        outcomes.push(await this.ackIn(tx, item, byId.get(item.id) ?? null));
+      }
+      return outcomes;
     });
   }
 
@@ -448,7 +499,11 @@ export class ErrandService {
 
   private async claimIn(tx: WriteTx, type: string): Promise<Errand | null> {
     const record = await tx.nextClaimable(type);
-    if (record === null) return null;
+    return record === null ? null : this.claimRecord(tx, record);
+  }
+
+  /** Claims an errand the driver picked, with the results of its dependencies. */
+  private async claimRecord(tx: WriteTx, record: ErrandRecord): Promise<Errand> {
     const errand = await this.apply(tx, record, claim(record, this.clock.now()));
     return this.withDependencyResults(tx, errand);
   }
@@ -460,13 +515,45 @@ export class ErrandService {
     attempt: number | undefined,
   ): Promise<Errand> {
     const record = await this.load(tx, id);
-    const change = complete(record, results, this.clock.now(), attempt);
+    return this.keepCompletion(tx, record, complete(record, results, this.clock.now(), attempt));
+  }
+
+  /** Keeps a completion; an errand with `deleteOnCompleted` is then deleted. */
+  private async keepCompletion(
+    tx: WriteTx,
+    record: ErrandRecord,
+    change: Transition,
+  ): Promise<Errand> {
     const errand = await this.apply(tx, record, change);
     // An errand of a pipeline stays while its pipeline does: its results feed its dependents.
     if (errand.options.deleteOnCompleted && record.pipeline === null) {
       await this.removeIn(tx, change.errand);
     }
     return errand;
+  }
+
+  /**
+   * One item of an ack, on the errand as locked for the list. An errand of a pipeline is read
+   * again: an earlier item may have changed it (unblocked it, or deleted it with its pipeline).
+   */
+  private async ackIn(tx: WriteTx, item: Ack, locked: ErrandRecord | null): Promise<AckOutcome> {
+    const record = locked?.pipeline ? await tx.lockErrand(item.id) : locked;
+    const now = this.clock.now();
+    let change: Transition;
+    try {
+      if (!record) throw notFound(item.id);
+      change = item.completed
+        ? complete(record, item.completed.results, now, item.attempt)
+        : fail(record, item.failed.reason, now, item.attempt);
+    } catch (error) {
+      // Refused before anything was written: the other items go on.
+      if (error instanceof NotFound || error instanceof Conflict) return { id: item.id, error };
+      throw error;
+    }
+    const errand = item.completed
+      ? await this.keepCompletion(tx, record, change)
+      : await this.apply(tx, record, change);
+    return { id: item.id, errand };
   }
 
   /**
@@ -560,6 +647,13 @@ function unlessRefused<T>(rule: () => T): T | null {
     if (error instanceof Conflict) return null;
     throw error;
   }
+}
+
+function namedTwice(id: string): Conflict {
+  return new Conflict(
+    "Errand named twice",
+    `errand ${id} is named by an earlier item of this list: each errand is acknowledged once`,
+  );
 }
 
 function notFound(id: string): NotFound {

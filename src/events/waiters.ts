@@ -1,11 +1,12 @@
-// Claims as workers make them: now, or held (long poll) until an errand of the type comes,
-// first come first served.
+// Claims as workers make them, of one errand or of a batch: now, or held (long poll) until an
+// errand of the type comes, first come first served.
 //
 // When an event leaves an errand `inactive`, the waiters of its type are served in order: a
-// claim is made for the oldest waiter, and the errand is handed over once its commit is
-// durable. A waiter whose client went away is skipped; if it goes away after its claim was
-// made, the errand is put back in the queue, so it is never lost. A waiter whose claim is made
-// is not timed out: it is answered with the errand once that commit is durable.
+// claim is made for the oldest waiter (one errand, or up to its batch's count), and the
+// errands are handed over once their commit is durable. A waiter whose client went away is
+// skipped; if it goes away after its claim was made, its errands are put back in the queue, so
+// they are never lost. A waiter whose claim is made is not timed out: it is answered with its
+// errands once that commit is durable.
 
 import type { Errand } from "../errands/model.ts";
 import type { Staged } from "../store/driver.ts";
@@ -15,15 +16,21 @@ import type { ErrandEvent, EventBus } from "./bus.ts";
 export interface Claimer {
   /** Claims the next errand of the type: answered once the claim ran, durable later. */
   claimStaged(type: string): Promise<Staged<Errand | null>>;
-  /** Puts a claimed errand back in the queue (its claimant went away). */
-  release(id: string, attempt: number): Promise<unknown>;
+  /** Claims up to `count` errands of the type in one write: answered once it ran. */
+  claimManyStaged(type: string, count: number): Promise<Staged<Errand[]>>;
+  /** Puts claimed errands back in the queue (their claimant went away). */
+  release(errands: Errand[]): Promise<unknown>;
 }
 
+/** How many errands a claim takes: one (a single claim), or up to a batch's count. */
+type Want = { batch: false } | { batch: true; count: number };
+
 interface Waiter {
+  want: Want;
   signal: AbortSignal;
-  /** Its claim is under way: the wait no longer runs out (the errand is its own). */
+  /** Its claim is under way: the wait no longer runs out (the errands are its own). */
   taken: () => void;
-  settle: (errand: Errand | null) => void;
+  settle: (errands: Errand[]) => void;
   fail: (error: unknown) => void;
 }
 
@@ -56,11 +63,43 @@ export class Waiters {
     waitMs: number | undefined,
     signal: () => AbortSignal,
   ): Promise<Errand | null> {
+    return (await this.take(type, { batch: false }, waitMs, signal))[0] ?? null;
+  }
+
+  /**
+   * A worker's batch claim: up to `count` errands of `type` now, or with `waitMs` as soon as
+   * any comes within that time (then as many as can be claimed, up to `count`), or none. It
+   * queues with single claims, in one line.
+   */
+  claimMany(
+    type: string,
+    count: number,
+    waitMs: number | undefined,
+    signal: () => AbortSignal,
+  ): Promise<Errand[]> {
+    return this.take(type, { batch: true, count }, waitMs, signal);
+  }
+
+  private async take(
+    type: string,
+    want: Want,
+    waitMs: number | undefined,
+    signal: () => AbortSignal,
+  ): Promise<Errand[]> {
     if (waitMs === undefined || !this.byType.has(type)) {
-      const staged = await this.claimer.claimStaged(type);
-      if (staged.result) return handOver(this.claimer, staged.result, staged.durable, signal());
+      const staged = await this.stage(type, want);
+      if (staged.result.length > 0) {
+        return handOver(this.claimer, staged.result, staged.durable, signal());
+      }
     }
-    return waitMs === undefined ? null : this.wait(type, waitMs, signal());
+    return waitMs === undefined ? [] : this.wait(type, want, waitMs, signal());
+  }
+
+  /** Claims what a waiter wants, in one write: answered once it ran, durable later. */
+  private async stage(type: string, want: Want): Promise<Staged<Errand[]>> {
+    if (want.batch) return this.claimer.claimManyStaged(type, want.count);
+    const { result, durable } = await this.claimer.claimStaged(type);
+    return { result: result ? [result] : [], durable };
   }
 
   /** Whether anyone waits for an errand of `type`. */
@@ -74,10 +113,10 @@ export class Waiters {
     return n;
   }
 
-  /** Waits up to `ms` for an errand of `type`; null when none came in time. */
-  private wait(type: string, ms: number, signal: AbortSignal): Promise<Errand | null> {
-    if (this.closing || signal.aborted) return Promise.resolve(null);
-    const waiting = new Promise<Errand | null>((resolve, reject) => {
+  /** Waits up to `ms` for errands of `type`; none when none came in time. */
+  private wait(type: string, want: Want, ms: number, signal: AbortSignal): Promise<Errand[]> {
+    if (this.closing || signal.aborted) return Promise.resolve([]);
+    const waiting = new Promise<Errand[]>((resolve, reject) => {
       const queue = this.byType.get(type) ?? [];
       this.byType.set(type, queue);
       const done = () => {
@@ -86,19 +125,20 @@ export class Waiters {
         this.remove(type, waiter);
       };
       const waiter: Waiter = {
+        want,
         signal,
         taken: () => clearTimeout(timer),
-        settle: (errand) => {
+        settle: (errands) => {
           done();
-          resolve(errand);
+          resolve(errands);
         },
         fail: (error) => {
           done();
           reject(error);
         },
       };
-      const onAbort = () => waiter.settle(null);
-      const timer = setTimeout(() => waiter.settle(null), ms);
+      const onAbort = () => waiter.settle([]);
+      const timer = setTimeout(() => waiter.settle([]), ms);
       signal.addEventListener("abort", onAbort);
       queue.push(waiter);
     });
@@ -111,7 +151,7 @@ export class Waiters {
   closeAll(): void {
     this.closing = true;
     for (const queue of [...this.byType.values()]) {
-      for (const waiter of [...queue]) waiter.settle(null);
+      for (const waiter of [...queue]) waiter.settle([]);
     }
   }
 
@@ -134,23 +174,29 @@ export class Waiters {
 
   private async serveQueue(type: string): Promise<void> {
     for (;;) {
-      if (!this.firstLive(type)) return;
-      const staged = await this.claimer.claimStaged(type);
-      const errand = staged.result;
-      if (errand === null) return;
-      // Taken off the queue now, so the next errand goes to the next waiter; and its time is
-      // no longer counted, or it could be answered "No jobs" while its errand commits.
-      const waiter = this.firstLive(type);
-      if (!waiter) {
-        void handOver(this.claimer, errand, staged.durable, AbortSignal.abort());
-        return;
+      const first = this.firstLive(type);
+      if (!first) return;
+      const staged = await this.stage(type, first.want);
+      let errands = staged.result;
+      if (errands.length === 0) return;
+      // Handed out from the oldest waiter on: the one claimed for may have gone meanwhile.
+      // Each is taken off the queue now, so the next errand goes to the next waiter; and its
+      // time is no longer counted, or it could be answered "No jobs" while its errands commit.
+      while (errands.length > 0) {
+        const waiter = this.firstLive(type);
+        if (!waiter) {
+          void handOver(this.claimer, errands, staged.durable, AbortSignal.abort());
+          return;
+        }
+        const mine = errands.slice(0, waiter.want.batch ? waiter.want.count : 1);
+        errands = errands.slice(mine.length);
+        this.byType.get(type)?.shift();
+        waiter.taken();
+        handOver(this.claimer, mine, staged.durable, waiter.signal).then(
+          (handed) => waiter.settle(handed),
+          (error) => waiter.fail(error),
+        );
       }
-      this.byType.get(type)?.shift();
-      waiter.taken();
-      handOver(this.claimer, errand, staged.durable, waiter.signal).then(
-        (handed) => waiter.settle(handed),
-        (error) => waiter.fail(error),
-      );
     }
   }
 
@@ -160,7 +206,7 @@ export class Waiters {
     while (queue && queue.length > 0) {
       const waiter = queue[0] as Waiter;
       if (!waiter.signal.aborted) return waiter;
-      waiter.settle(null);
+      waiter.settle([]);
     }
     return null;
   }
@@ -175,17 +221,17 @@ export class Waiters {
 }
 
 /**
- * The errand claimed for a client once its commit is durable; or, if the client went away
- * meanwhile, null, the errand put back in the queue: a claim nobody receives is never lost.
+ * The errands claimed for a client once their commit is durable; or, if the client went away
+ * meanwhile, none, the errands put back in the queue: a claim nobody receives is never lost.
  */
 export async function handOver(
   claimer: Pick<Claimer, "release">,
-  errand: Errand,
+  errands: Errand[],
   durable: Promise<void>,
   signal: AbortSignal,
-): Promise<Errand | null> {
+): Promise<Errand[]> {
   await durable;
-  if (!signal.aborted) return errand;
-  void claimer.release(errand.id, errand.attempts).catch(() => {});
-  return null;
+  if (!signal.aborted) return errands;
+  void claimer.release(errands).catch(() => {});
+  return [];
 }

@@ -97,10 +97,21 @@ export interface WriteTx extends Reads {
   /** The errand, to be changed in this transaction (saveErrand and removeErrand take it). */
   lockErrand(id: string): Promise<ErrandRecord | null>;
   /**
+   * The errands of these ids that exist, in id order, to be changed in this transaction: taken
+   * in that order, so two writes that lock many of the same errands never wait on each other.
+   */
+  lockErrands(ids: string[]): Promise<ErrandRecord[]>;
+  /**
    * The next errand of `type` a claim takes, to be changed in this transaction: the highest
    * priority, then the oldest; none while the type is paused or has `concurrency` active.
    */
   nextClaimable(type: string): Promise<ErrandRecord | null>;
+  /**
+   * The next `limit` errands of `type` claims take, in the order they take them, to be changed
+   * in this transaction: no more than the type's free slots under its concurrency limit, none
+   * while it is paused.
+   */
+  nextClaimables(type: string, limit: number): Promise<ErrandRecord[]>;
   insertErrand(errand: ErrandRecord): Promise<void>;
   /** Writes back an errand read by lockErrand or nextClaimable, or inserted. */
   saveErrand(errand: ErrandRecord): Promise<void>;

@@ -73,20 +73,27 @@ async function save(driver: Driver, ...records: ErrandRecord[]): Promise<void> {
   });
 }
 
+/** Makes an errand a claim read active, as the service does. */
+const activate = (tx: WriteTx, next: ErrandRecord) =>
+  tx.saveErrand({ ...next, status: "active", attempts: next.attempts + 1, started: T0 + 5000 });
+
 /** Claims the next errand of a type as the service does: the errand made active, its id. */
 async function claimIn(tx: WriteTx, type: string): Promise<string | null> {
   const next = await tx.nextClaimable(type);
   if (next === null) return null;
-  await tx.saveErrand({
-    ...next,
-    status: "active",
-    attempts: next.attempts + 1,
-    started: T0 + 5000,
-  });
+  await activate(tx, next);
   return next.id;
 }
 
 const claim = (driver: Driver, type = "t") => driver.write((tx) => claimIn(tx, type));
+
+/** Claims up to `limit` errands of a type in one write, as a batch claim does: their ids. */
+const claimBatch = (driver: Driver, limit: number, type = "t") =>
+  driver.write(async (tx) => {
+    const taken = await tx.nextClaimables(type, limit);
+    for (const next of taken) await activate(tx, next);
+    return ids(taken);
+  });
 
 /** Claims every errand of a type there is, one write each: the ids in the order taken. */
 async function claimAll(driver: Driver, type = "t"): Promise<string[]> {
@@ -664,6 +671,107 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           "limited/active": 2,
           "limited/inactive": 2,
         });
+      });
+    });
+
+    describe("batch claims and locks", () => {
+      test("nextClaimables takes up to `limit` inactive errands of the type, in claim order", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          errand(1, { priority: 0, created: T0 + 100 }),
+          errand(2, { priority: -5, created: T0 }),
+          errand(3, { priority: 5, created: T0 + 300 }),
+          errand(4, { priority: 0, created: T0 + 50 }),
+          errand(5, { priority: 10, created: T0 + 900 }),
+          errand(6, { type: "other", priority: 100 }),
+          errand(7, { status: "scheduled", priority: 100 }),
+          errand(8, { status: "blocked", priority: 100 }),
+          running(9, { priority: 100 }),
+        );
+        const first = await driver.write((tx) => tx.nextClaimables("t", 3));
+        expect(ids(first)).toEqual([5, 3, 4].map(errandId));
+        expect(first[0]).toStrictEqual(errand(5, { priority: 10, created: T0 + 900 }));
+        expect(await claimBatch(driver, 2)).toEqual([5, 3].map(errandId));
+        expect(await claimBatch(driver, 100)).toEqual([4, 1, 2].map(errandId));
+        expect(await claimBatch(driver, 100)).toEqual([]);
+        expect(await claimBatch(driver, 100, "other")).toEqual([errandId(6)]);
+        expect(await claimBatch(driver, 5, "missing")).toEqual([]);
+      });
+
+      test("nextClaimables answers none while the type is paused, and no more than its free slots", async () => {
+        const driver = await fresh();
+        await insert(driver, running(1), ...[2, 3, 4, 5, 6, 7].map((n) => errand(n)));
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: true, concurrency: 3 }));
+        expect(await claimBatch(driver, 10)).toEqual([]);
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 3 }));
+        // One of three slots is taken: two are free.
+        expect(await claimBatch(driver, 10)).toEqual([2, 3].map(errandId));
+        expect(await claimBatch(driver, 10)).toEqual([]);
+        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 5 }));
+        expect(await claimBatch(driver, 1)).toEqual([errandId(4)]);
+        // Errands this write made active count against the limit within it.
+        const inOneWrite = await driver.write(async (tx) => {
+          const taken = [];
+          for (let round = 0; round < 3; round++) {
+            const batch = await tx.nextClaimables("t", 10);
+            for (const next of batch) await activate(tx, next);
+            taken.push(ids(batch));
+          }
+          return taken;
+        });
+        expect(inOneWrite).toEqual([[errandId(5)], [], []]);
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+        );
+        expect(await claimBatch(driver, 10)).toEqual([6, 7].map(errandId));
+      });
+
+      test("concurrent batch claims never take the same errand twice nor exceed the concurrency limit", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 20 }, (_, i) => errand(i + 1)));
+        await insert(driver, ...[31, 32, 33, 34, 35].map((n) => errand(n, { type: "limited" })));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "limited", paused: false, concurrency: 3 }),
+        );
+        const [free, limited] = await Promise.all([
+          Promise.all(Array.from({ length: 5 }, () => claimBatch(driver, 6))),
+          Promise.all(Array.from({ length: 5 }, () => claimBatch(driver, 2, "limited"))),
+        ]);
+        const freeTaken = free.flat();
+        expect(sorted(freeTaken)).toEqual(Array.from({ length: 20 }, (_, i) => errandId(i + 1)));
+        expect(limited.flat()).toHaveLength(3);
+        expect(new Set(limited.flat()).size).toBe(3);
+        expect(await counts(driver.reads)).toEqual({
+          "t/active": 20,
+          "limited/active": 3,
+          "limited/inactive": 2,
+        });
+      });
+
+      test("lockErrands answers the errands of the ids that exist, each once, in id order", async () => {
+        const driver = await fresh();
+        const records = [1, 2, 3, 4].map((n) => errand(n, { type: n % 2 === 0 ? "even" : "odd" }));
+        await insert(driver, ...records);
+        const wanted = [4, 99, 1, 3, 1].map(errandId);
+        const locked = await driver.write((tx) => tx.lockErrands(wanted));
+        expect(locked).toStrictEqual(records.filter((r) => r.id !== errandId(2)));
+        expect(await driver.write((tx) => tx.lockErrands([]))).toEqual([]);
+      });
+
+      test("errands read by lockErrands are written back by saveErrand and removeErrand, counts kept", async () => {
+        const driver = await fresh();
+        await insert(driver, errand(1), errand(2), errand(3, { type: "u" }));
+        await driver.write(async (tx) => {
+          const [one, two, three] = await tx.lockErrands([1, 2, 3].map(errandId));
+          if (!one || !two || !three) throw new Error("an errand was not locked");
+          await tx.saveErrand({ ...one, status: "completed", finished: T0 + 10 });
+          await tx.removeErrand(two);
+          await tx.saveErrand({ ...three, status: "failed", finished: T0 + 10 });
+        });
+        expect((await driver.reads.errand(errandId(1)))?.status).toBe("completed");
+        expect(await driver.reads.errand(errandId(2))).toBeNull();
+        expect(await counts(driver.reads)).toEqual({ "t/completed": 1, "u/failed": 1 });
       });
     });
 

@@ -403,26 +403,43 @@ export class PgTx extends PgReads implements WriteTx {
     return this.seen(row ? toRecord(row) : null);
   }
 
+  async lockErrands(errandIds: string[]): Promise<ErrandRecord[]> {
+    if (errandIds.length === 0) return [];
+    // Sorted, then locked in that order (PostgreSQL locks the rows as the sort hands them out).
+    const rows = await this.sql`
+      SELECT * FROM errands
+       WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(errandIds)}::text::jsonb))
+       ORDER BY id FOR UPDATE OF errands`;
+    return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
+  }
+
   async nextClaimable(type: string): Promise<ErrandRecord | null> {
+    const [first] = await this.nextClaimables(type, 1);
+    return first ?? null;
+  }
+
+  async nextClaimables(type: string, limit: number): Promise<ErrandRecord[]> {
     // The common case in one statement: a type with no controls (no pause, no limit).
-    const [free] = await this.sql`
+    const free = await this.sql`
       SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
          AND NOT EXISTS (SELECT 1 FROM types
                           WHERE types.type = ${type} AND (paused OR concurrency IS NOT NULL))
-       ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
-    if (free) return this.seen(toRecord(free));
+       ORDER BY priority DESC, created, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    if (free.length > 0) return free.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
     const [control] = await this.sql`SELECT paused, concurrency FROM types WHERE type = ${type}`;
-    if (!control || control.paused === true) return null;
-    if (control.concurrency === null) return null;
+    if (!control || control.paused === true || control.concurrency === null) return [];
     // Claims of a limited type take turns to its commit, so each counts the others' claims.
     await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands type ${type}`}, 0))`;
-    const [{ active }] = await this.sql`
-      SELECT count(*)::int AS active FROM errands WHERE type = ${type} AND status = 'active'`;
-    if (active >= Number(control.concurrency)) return null;
-    const [row] = await this.sql`
+    // The free slots, counted under that turn, bound how many are taken.
+    const rows = await this.sql`
+      WITH slots AS (
+        SELECT GREATEST(0, LEAST(${limit}::int, t.concurrency - (
+                 SELECT count(*) FROM errands WHERE type = ${type} AND status = 'active'))) AS n
+          FROM types t WHERE t.type = ${type} AND NOT t.paused)
       SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
-       ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
-    return this.seen(row ? toRecord(row) : null);
+       ORDER BY priority DESC, created, id
+       LIMIT coalesce((SELECT n FROM slots), 0) FOR UPDATE SKIP LOCKED`;
+    return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {

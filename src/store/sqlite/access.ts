@@ -212,9 +212,20 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     return this.seen(row ? toRecord(row) : null);
   }
 
+  async lockErrands(ids: string[]): Promise<ErrandRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = this.w.errandWrites.byIds.all(JSON.stringify(ids));
+    return rows.map((row) => this.seen(toRecord(row)) as ErrandRecord);
+  }
+
   async nextClaimable(type: string): Promise<ErrandRecord | null> {
-    const row = this.w.errandWrites.candidate.get(type);
+    const row = this.w.errandWrites.candidate.get(type, 1);
     return this.seen(row ? toRecord(row) : null);
+  }
+
+  async nextClaimables(type: string, limit: number): Promise<ErrandRecord[]> {
+    const rows = this.w.errandWrites.candidate.all(type, limit);
+    return rows.map((row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {

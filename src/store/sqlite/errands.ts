@@ -164,6 +164,7 @@ export class ErrandReads {
 export class ErrandWrites {
   readonly insert;
   readonly candidate;
+  readonly byIds;
   readonly save;
   readonly status;
   readonly touch;
@@ -185,18 +186,25 @@ export class ErrandWrites {
          $progress, $attempts, $started, $failed, $completed, $finished, $ttl_deadline,
          $pipeline, $run_at, $heartbeat_deadline)`,
     );
-    // The next errand of a type: the highest priority, then the oldest, on the errands_claim
-    // index; none while the type is paused or has `concurrency` errands active, counted on
-    // errands_active in this same transaction (the one writer: no other claim runs between).
-    this.candidate = db.prepare<ErrandRow, [string]>(
+    // The next `?2` errands of a type: the highest priority, then the oldest, on the
+    // errands_claim index; as many as the type's free slots allow, none while it is paused,
+    // the errands active counted on errands_active in this same transaction (the one writer:
+    // no other claim runs between). The limit is worked out once, before the walk.
+    this.candidate = db.prepare<ErrandRow, [string, number]>(
       `SELECT ${COLUMNS} FROM errands
         WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
-          AND NOT EXISTS (
-            SELECT 1 FROM types WHERE types.type = ?1
-               AND (paused = 1 OR concurrency <= (
-                     SELECT count(*) FROM errands INDEXED BY errands_active
-                      WHERE type = ?1 AND status = 'active')))
-        ORDER BY priority DESC, created, id LIMIT 1`,
+        ORDER BY priority DESC, created, id
+        LIMIT coalesce((
+          SELECT CASE WHEN paused = 1 THEN 0
+                      WHEN concurrency IS NULL THEN ?2
+                      ELSE max(0, min(?2, concurrency - (
+                        SELECT count(*) FROM errands INDEXED BY errands_active
+                         WHERE type = ?1 AND status = 'active'))) END
+            FROM types WHERE types.type = ?1), ?2)`,
+    );
+    // Errands by id, ?1 a JSON array of ids, each one seek on the primary key.
+    this.byIds = db.prepare<ErrandRow, [string]>(
+      `SELECT ${COLUMNS} FROM errands WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
     );
     this.save = db.prepare<
       unknown,
