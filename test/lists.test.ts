@@ -413,7 +413,7 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
         }
       }
     } finally {
-      await close();
+      await sql.close();
     }
   });
 });
