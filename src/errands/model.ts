@@ -127,14 +127,17 @@ export const Errand = t.Object(
     logs: t.Optional(t.Array(Log)),
     pipeline: t.Optional(t.String()),
     runAt: t.Optional(
-      Integer({ description: "While scheduled (or blocked with a time to wait): when it comes due" }),
+      Integer({
+        description: "While scheduled (or blocked with a time to wait): when it comes due",
+      }),
     ),
     ttlDeadline: t.Optional(
       Integer({ description: "While active with `options.ttl`: when it fails with TTL Expired" }),
     ),
     heartbeatDeadline: t.Optional(
       Integer({
-        description: "While active with `options.heartbeat`: when its worker must next be heard from",
+        description:
+          "While active with `options.heartbeat`: when its worker must next be heard from",
       }),
     ),
     dependencyResults: t.Optional(
