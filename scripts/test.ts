@@ -17,6 +17,7 @@ const SQLITE_ONLY = [
   "test/config.test.ts",
   "test/duration.test.ts",
   "test/lifecycle.test.ts",
+  "test/schedule-ticks.test.ts",
   "test/driver.sqlite.test.ts",
 ];
 
