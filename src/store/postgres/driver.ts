@@ -14,9 +14,10 @@ import type { Driver, LoggedEvent, Staged, WriteTx } from "../driver.ts";
 import { PgReads, PgTx } from "./access.ts";
 import m0001 from "./migrations/0001_schema.sql" with { type: "text" };
 import m0002 from "./migrations/0002_dashboard_lists.sql" with { type: "text" };
+import m0003 from "./migrations/0003_schedules.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002];
+const MIGRATIONS: string[] = [m0001, m0002, m0003];
 
 /** How long the sequencer waits for more commits before placing their events. */
 const SEQUENCE_GATHER_MS = 2;

@@ -21,12 +21,14 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  ScheduleRecord,
   TypeControlsRecord,
 } from "../records.ts";
 import type { TypeCounts } from "./counts.ts";
 import { ErrandReads, ErrandWrites, toRecord, toRow } from "./errands.ts";
 import { EventReads, EventWrites } from "./events.ts";
 import { PipelineReads, PipelineWrites, toPipelineRecord } from "./pipelines.ts";
+import { ScheduleReads, ScheduleWrites, toScheduleRecord } from "./schedules.ts";
 import { IdempotencySql, TypeReads, TypeWrites } from "./types.ts";
 
 /** The read statements of one connection. */
@@ -35,12 +37,14 @@ export class ReadStatements {
   readonly pipelines: PipelineReads;
   readonly types: TypeReads;
   readonly events: EventReads;
+  readonly schedules: ScheduleReads;
 
   constructor(db: Database) {
     this.errands = new ErrandReads(db);
     this.pipelines = new PipelineReads(db);
     this.types = new TypeReads(db);
     this.events = new EventReads(db);
+    this.schedules = new ScheduleReads(db);
   }
 }
 
@@ -51,9 +55,11 @@ export class WriteStatements extends ReadStatements {
   readonly typeWrites: TypeWrites;
   readonly eventWrites: EventWrites;
   readonly keys: IdempotencySql;
+  readonly scheduleWrites: ScheduleWrites;
 
   constructor(db: Database) {
     super(db);
+    this.scheduleWrites = new ScheduleWrites(db);
     this.errandWrites = new ErrandWrites(db);
     this.pipelineWrites = new PipelineWrites(db);
     this.typeWrites = new TypeWrites(db);
@@ -156,6 +162,15 @@ export class SqliteReads implements Reads {
 
   async oldestWaiting(type: string): Promise<number | null> {
     return this.s.types.oldestWaiting.get(type)?.created ?? null;
+  }
+
+  async schedule(name: string): Promise<ScheduleRecord | null> {
+    const row = this.s.schedules.get.get(name);
+    return row ? toScheduleRecord(row) : null;
+  }
+
+  async schedulePage(after: string, limit: number): Promise<ScheduleRecord[]> {
+    return this.s.schedules.page.all(after, limit).map(toScheduleRecord);
   }
 
   async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
@@ -381,6 +396,40 @@ export class SqliteTx extends SqliteReads implements WriteTx {
 
   async setTypeControl(c: TypeControlsRecord): Promise<void> {
     this.w.typeWrites.upsert.get(c.type, c.paused ? 1 : 0, c.concurrency);
+  }
+
+  async lockSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.schedule(name);
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.w.scheduleWrites.due.all(now, limit).map(toScheduleRecord);
+  }
+
+  async saveSchedule(s: ScheduleRecord): Promise<void> {
+    this.w.scheduleWrites.save.run(
+      s.name,
+      JSON.stringify(s.spec),
+      s.paused ? 1 : 0,
+      s.nextRunAt,
+      s.lastRunAt,
+      s.lastErrandId,
+      s.created,
+      s.updated,
+    );
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    this.w.scheduleWrites.removeTicks.run(name);
+    return this.w.scheduleWrites.remove.run(name).changes > 0;
+  }
+
+  async recordTick(name: string, tick: number, now: number): Promise<boolean> {
+    return this.w.scheduleWrites.recordTick.run(name, tick, now).changes > 0;
+  }
+
+  async pruneTicks(before: number, limit: number): Promise<number> {
+    return this.w.scheduleWrites.pruneTicks.run(before, limit).changes;
   }
 
   async probe(now: number): Promise<void> {

@@ -31,9 +31,10 @@ import m0006 from "./migrations/0006_pipeline_finished.sql" with { type: "text" 
 import m0007 from "./migrations/0007_write_probe.sql" with { type: "text" };
 import m0008 from "./migrations/0008_active_by_type.sql" with { type: "text" };
 import m0009 from "./migrations/0009_dashboard_lists.sql" with { type: "text" };
+import m0010 from "./migrations/0010_schedules.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010];
 
 /** Whether each commit is fsync'd before it is answered (full), or left to the OS (normal). */
 export type SyncMode = "full" | "normal";
