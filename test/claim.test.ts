@@ -2,11 +2,16 @@
 
 import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import type { SQL } from "bun";
 import type { WriteTx } from "../src/store/driver.ts";
-import { PgTx } from "../src/store/postgres/access.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { makeApp, onPostgres, removeTempDirs, schemaConnection, type TestApp } from "./harness.ts";
+import {
+  makeApp,
+  onPostgres,
+  removeTempDirs,
+  sqlitePlanOf,
+  type TestApp,
+  withExplainedTx,
+} from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -231,14 +236,6 @@ describe.skipIf(onPostgres)("claims that share one commit", () => {
 
 // SQLite's query plans.
 describe.skipIf(onPostgres)("cost", () => {
-  /** The plan SQLite runs a statement by, as last bound: one line per step. */
-  function planOf(app: TestApp, statement: Statement): string[] {
-    return app.store.writer
-      .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
-      .all()
-      .map((row) => row.detail);
-  }
-
   test("claims, expiry, schedules and clear read an index, never a whole table", async () => {
     const app = makeApp();
     const specs = Array.from({ length: 200 }, (_, i) => ({
@@ -271,7 +268,7 @@ describe.skipIf(onPostgres)("cost", () => {
       [pipelines.finishedBefore, "pipelines_finished"],
     ];
     for (const [statement, index] of plans) {
-      const plan = planOf(app, statement);
+      const plan = sqlitePlanOf(app, statement);
       expect(plan.some((step) => step.includes(`INDEX ${index}`))).toBe(true);
       expect(plan.filter((step) => /^SCAN (errands|pipelines)\b(?! USING)/.test(step))).toEqual([]);
     }
@@ -291,25 +288,7 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
     await claim(app, "t1");
     // With a limit, a claim counts the type's active errands.
     await app.call("PUT", "/v1/types/t2", { concurrency: 100 });
-    const sql = await schemaConnection(app);
-    try {
-      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
-      // the table has no index that serves its statement.
-      await sql`SET enable_seqscan = off`;
-      // Each statement the engine runs is explained first, as it is about to run.
-      let plans: string[] = [];
-      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-        return sql(strings, ...values);
-      };
-      const tx = new PgTx(explaining as unknown as SQL, []);
-      const plansOf = async (run: () => Promise<unknown>) => {
-        plans = [];
-        await run();
-        return plans.join("\n");
-      };
+    await withExplainedTx(app, async (tx, plansOf) => {
       const now = app.clock.now();
       const cases: Array<[() => Promise<unknown>, string[]]> = [
         [() => tx.nextClaimable("t2"), ["errands_active", "errands_claim"]],
@@ -324,9 +303,7 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
         for (const index of indexes) expect(plan).toMatch(new RegExp(`(using|on) ${index} `));
         expect(plan).not.toMatch(/Seq Scan on (errands|pipelines)\b/);
       }
-    } finally {
-      await sql.close();
-    }
+    });
     app.close();
   });
 });

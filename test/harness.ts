@@ -2,6 +2,7 @@
 // real PostgreSQL, a schema of their own each), with a clock the test moves, and calls them
 // over app.handle exactly as a client would.
 
+import type { Statement } from "bun:sqlite";
 import { afterEach } from "bun:test";
 import { mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { createApp } from "../src/app.ts";
 import { ManualClock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/ops/log.ts";
+import { PgTx } from "../src/store/postgres/access.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import type { ErrandRecord } from "../src/store/records.ts";
 import { SqliteDriver } from "../src/store/sqlite/driver.ts";
@@ -238,6 +240,45 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
   if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
   await (a.store as unknown as PostgresDriver).ready;
   return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/** The plan SQLite runs a statement by, as last bound: one line per step. */
+export function sqlitePlanOf(a: TestApp, statement: unknown): string[] {
+  return a.store.writer
+    .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${(statement as Statement).toString()}`)
+    .all()
+    .map((row) => row.detail);
+}
+
+/**
+ * Runs `use` with a write transaction of the PostgreSQL engine on the app's schema that
+ * EXPLAINs each statement as it is about to run it; `plansOf(run)` answers the plans of the
+ * statements `run` made. Sequential scans are priced out: so small a table is cheaper to scan,
+ * and a plan that still scans it has no index that serves its statement.
+ */
+export async function withExplainedTx(
+  a: TestApp,
+  use: (tx: PgTx, plansOf: (run: () => Promise<unknown>) => Promise<string>) => Promise<void>,
+): Promise<void> {
+  const sql = await schemaConnection(a);
+  try {
+    await sql`SET enable_seqscan = off`;
+    let plans: string[] = [];
+    const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
+      const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
+      const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
+      plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
+      return sql(strings, ...values);
+    };
+    const plansOf = async (run: () => Promise<unknown>) => {
+      plans = [];
+      await run();
+      return plans.join("\n");
+    };
+    await use(new PgTx(explaining as unknown as SQL, []), plansOf);
+  } finally {
+    await sql.close();
+  }
 }
 
 /**

@@ -1,17 +1,15 @@
 // The lists a dashboard reads (README, The API): scheduled errands soonest first, and errands
 // by name prefix, as a client sees them, and the indexes that keep them cheap.
 
-import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import type { SQL } from "bun";
-import { PgTx } from "../src/store/postgres/access.ts";
 import { ReadStatements } from "../src/store/sqlite/access.ts";
 import {
   appsPerTest,
   onPostgres,
   removeTempDirs,
-  schemaConnection,
+  sqlitePlanOf,
   type TestApp,
+  withExplainedTx,
 } from "./harness.ts";
 
 afterAll(removeTempDirs);
@@ -197,13 +195,8 @@ describe.skipIf(onPostgres)("cost of the lists", () => {
     const sql = new ReadStatements(a.store.writer).errands;
     sql.pageScheduled.all(now, "x", 100);
     sql.pageByName.all("e1", "e2", "", 100);
-    const planOf = (statement: Statement) =>
-      a.store.writer
-        .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
-        .all()
-        .map((row) => row.detail);
-    const scheduled = planOf(sql.pageScheduled as unknown as Statement);
-    const byName = planOf(sql.pageByName as unknown as Statement);
+    const scheduled = sqlitePlanOf(a, sql.pageScheduled);
+    const byName = sqlitePlanOf(a, sql.pageByName);
     expect(scheduled.some((step) => step.includes("INDEX errands_due"))).toBe(true);
     // Served in index order: nothing to sort.
     expect(scheduled.filter((step) => step.includes("TEMP B-TREE"))).toEqual([]);
@@ -224,33 +217,17 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       options: i % 2 ? { runAt: now + i } : {},
     }));
     await a.call("POST", "/v1/errands/batch", { errands });
-    const sql = await schemaConnection(a);
-    try {
-      // So small a table is cheaper to scan: with scans priced out, a plan that still scans
-      // the table has no index that serves its statement.
-      await sql`SET enable_seqscan = off`;
-      let plans: string[] = [];
-      const explaining = async (strings: TemplateStringsArray, ...values: unknown[]) => {
-        const text = strings.reduce((all, part, i) => `${all}$${i}${part}`);
-        const plan = await sql.unsafe(`EXPLAIN ${text}`, values);
-        plans.push(plan.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n"));
-        return sql(strings, ...values);
-      };
-      const reads = new PgTx(explaining as unknown as SQL, []);
+    await withExplainedTx(a, async (reads, plansOf) => {
       const cases: Array<[() => Promise<unknown>, string]> = [
         [() => reads.scheduledPage(null, 100), "errands_due"],
         [() => reads.scheduledPage({ runAt: now + 50, id: "x" }, 100), "errands_due"],
         [() => reads.errandPageByName("e1", "", 100), "errands_name"],
       ];
       for (const [run, index] of cases) {
-        plans = [];
-        await run();
-        const plan = plans.join("\n");
+        const plan = await plansOf(run);
         expect(plan).toMatch(new RegExp(`(using|on) ${index} `));
         expect(plan).not.toMatch(/Seq Scan on errands\b/);
       }
-    } finally {
-      await sql.close();
-    }
+    });
   });
 });
