@@ -22,6 +22,8 @@ import { RouteMethods } from "./ops/route-methods.ts";
 import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
+import { scheduleRoutes } from "./schedules/routes.ts";
+import { ScheduleService } from "./schedules/service.ts";
 import type { Driver } from "./store/driver.ts";
 import { typeRoutes } from "./types/routes.ts";
 import { TypeService } from "./types/service.ts";
@@ -66,6 +68,16 @@ export function createApp(deps: AppDeps) {
         status: errand.status,
       }),
   });
+
+  const schedules = new ScheduleService(driver, clock, errands, (fired) =>
+    logger.info("schedule fired", {
+      schedule: fired.schedule,
+      tick: new Date(fired.tick).toISOString(),
+      errand: fired.errand,
+      // overlap: skip held it back, the schedule's last errand being unfinished.
+      skipped: fired.errand === null,
+    }),
+  );
 
   const metrics = new Metrics({
     depth: () => driver.reads.countsByTypeAndStatus(),
@@ -166,6 +178,7 @@ export function createApp(deps: AppDeps) {
     .use(errandRoutes(errands, waiters))
     .use(pipelineRoutes(pipelines))
     .use(typeRoutes(types))
+    .use(scheduleRoutes(schedules))
     .use(streams.routes());
 
   // Built once, on first request, from every route above.
@@ -200,15 +213,18 @@ export function createApp(deps: AppDeps) {
   };
 
   /**
-   * One pass of the background checks: schedules come due, TTL and heartbeat expiry, event
-   * and idempotency-key retention. Each is an indexed query.
+   * One pass of the background checks: recurring schedules' ticks, scheduled errands come due,
+   * TTL and heartbeat expiry, event, idempotency-key and tick retention. Each is an indexed
+   * query.
    */
   const sweep = async () => {
+    await schedules.fireDue();
     await errands.promoteDue();
     await errands.expireOverdue();
     await errands.expireSilent();
     await bus.prune(driver, clock.now() - config.eventRetentionMs);
     await keys.prune();
+    await schedules.pruneTicks();
     await driver.maintain?.();
   };
 
@@ -218,7 +234,20 @@ export function createApp(deps: AppDeps) {
     streams.closeAll();
   };
 
-  return { app, bus, keys, errands, pipelines, types, waiters, streams, metrics, sweep, release };
+  return {
+    app,
+    bus,
+    keys,
+    errands,
+    pipelines,
+    types,
+    schedules,
+    waiters,
+    streams,
+    metrics,
+    sweep,
+    release,
+  };
 }
 
 export type App = ReturnType<typeof createApp>;

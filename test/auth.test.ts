@@ -85,7 +85,10 @@ describe("tokens hold whatever the Host, path or method", () => {
       const targets = [path, `/health?${path}`, `/x/health?y${path}`, `/health/..${path}`];
       for (const host of HOSTS) {
         for (const target of targets) {
-          const body = method === "GET" ? "" : '{"name":"evil","type":"t1","delete":true}';
+          const body =
+            method === "GET"
+              ? ""
+              : '{"name":"evil","type":"t1","delete":true,"every":60000,"errand":{"name":"evil","type":"t1"}}';
           const answer = await rawRequest(port, { method, target, host, body });
           const validHost = ["a", "ab", "abc", "[::1]", "localhost:1"].includes(host);
           // The health check may answer, as itself (`/health?…` is /health with a query string).
@@ -107,11 +110,11 @@ describe("tokens hold whatever the Host, path or method", () => {
       }
     }
     expect(refused).toEqual([]);
-    // Nothing was created, deleted or claimed along the way.
-    const list = await app.call("GET", "/v1/errands", undefined, {
-      authorization: `Bearer ${TOKEN}`,
-    });
+    // Nothing was created, deleted or claimed along the way, no schedule either.
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    const list = await app.call("GET", "/v1/errands", undefined, bearer);
     expect(list.body.results).toEqual([]);
+    expect((await app.call("GET", "/v1/schedules", undefined, bearer)).body.results).toEqual([]);
   });
 
   test("every route but /health answers 401 without the token, and is served with it", async () => {
