@@ -7,7 +7,7 @@ import { BadInput } from "../errors.ts";
 /** A cron expression in a time zone, or a fixed interval in ms. */
 export type Timing = { cron: string; timezone: string } | { every: number };
 
-/** Ticks are whole seconds; an interval may not be shorter than one. */
+/** The shortest interval: the sweep that fires ticks runs each second. */
 export const MIN_EVERY_MS = 1000;
 
 /**
