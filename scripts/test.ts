@@ -17,6 +17,7 @@ const SQLITE_ONLY = [
   "test/config.test.ts",
   "test/duration.test.ts",
   "test/lifecycle.test.ts",
+  "test/schedule-ticks.test.ts",
   "test/driver.sqlite.test.ts",
   // The page is a client of the API, which the rest of the suite checks on both engines.
   "test/dashboard.test.ts",

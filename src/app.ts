@@ -22,6 +22,8 @@ import { RouteMethods } from "./ops/route-methods.ts";
 import { swaggerRoutes } from "./ops/swagger.ts";
 import { pipelineRoutes } from "./pipelines/routes.ts";
 import { PipelineService } from "./pipelines/service.ts";
+import { scheduleRoutes } from "./schedules/routes.ts";
+import { ScheduleService } from "./schedules/service.ts";
 import type { Driver } from "./store/driver.ts";
 import { History } from "./types/history.ts";
 import { typeRoutes } from "./types/routes.ts";
@@ -68,6 +70,16 @@ export function createApp(deps: AppDeps) {
         status: errand.status,
       }),
   });
+
+  const schedules = new ScheduleService(driver, clock, errands, (fired) =>
+    logger.info("schedule fired", {
+      schedule: fired.schedule,
+      tick: new Date(fired.tick).toISOString(),
+      errand: fired.errand,
+      // overlap: skip held it back, the schedule's last errand being unfinished.
+      skipped: fired.errand === null,
+    }),
+  );
 
   const metrics = new Metrics({
     depth: () => driver.reads.countsByTypeAndStatus(),
@@ -171,6 +183,7 @@ export function createApp(deps: AppDeps) {
     .use(errandRoutes(errands, waiters))
     .use(pipelineRoutes(pipelines))
     .use(typeRoutes(types, history))
+    .use(scheduleRoutes(schedules))
     .use(streams.routes());
 
   // Built once, on first request, from every route above.
@@ -205,10 +218,12 @@ export function createApp(deps: AppDeps) {
   };
 
   /**
-   * One pass of the background checks: schedules come due, TTL and heartbeat expiry, the
-   * per-minute history, event and idempotency-key retention. Each is an indexed query.
+   * One pass of the background checks: recurring schedules' ticks, scheduled errands come due,
+   * TTL and heartbeat expiry, the per-minute history, event, idempotency-key and tick
+   * retention. Each is an indexed query.
    */
   const sweep = async () => {
+    await schedules.fireDue();
     await errands.promoteDue();
     await errands.expireOverdue();
     await errands.expireSilent();
@@ -216,6 +231,7 @@ export function createApp(deps: AppDeps) {
     await history.sweep();
     await bus.prune(driver, clock.now() - config.eventRetentionMs);
     await keys.prune();
+    await schedules.pruneTicks();
     await driver.maintain?.();
   };
 
@@ -233,6 +249,7 @@ export function createApp(deps: AppDeps) {
     pipelines,
     types,
     history,
+    schedules,
     waiters,
     streams,
     metrics,

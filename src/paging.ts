@@ -1,35 +1,66 @@
-// Lists in id order, a page at a time: one page with the cursor of the next (?limit=&after=),
-// or the whole list streamed page by page, so memory stays flat however long it is.
+// Lists in key order (an id, or a schedule's name), a page at a time: one page with the cursor
+// of the next (?limit=&after=), or the whole list streamed page by page, so memory stays flat
+// however long it is.
 
-/** Reads up to `limit` rows with an id after `after`, in id order. */
+/** Reads up to `limit` rows with a key after `after`, in key order. */
 export type ReadPage<R> = (after: string, limit: number) => Promise<R[]>;
 
+/** A row's key, where a page after it resumes: its id unless the list says otherwise. */
+type KeyOf<R> = (row: R) => string;
+const byId: KeyOf<{ id: string }> = (row) => row.id;
+
 /** Rows of the whole list after `after`, `size` at a time. */
-export async function* pagesOf<R extends { id: string }>(
+export function pagesOf<R extends { id: string }>(
+  read: ReadPage<R>,
+  after?: string,
+  size?: number,
+): AsyncGenerator<R[]>;
+export function pagesOf<R>(
+  read: ReadPage<R>,
+  after: string,
+  size: number,
+  keyOf: KeyOf<R>,
+): AsyncGenerator<R[]>;
+export async function* pagesOf<R>(
   read: ReadPage<R>,
   after = "",
   size = 500,
+  keyOf = byId as KeyOf<R>,
 ): AsyncGenerator<R[]> {
   let cursor = after;
   for (;;) {
     const rows = await read(cursor, size);
-    if (rows.length === 0) return;
+    const last = rows[rows.length - 1];
+    if (last === undefined) return;
     yield rows;
     if (rows.length < size) return;
-    cursor = rows[rows.length - 1]?.id ?? cursor;
+    cursor = keyOf(last);
   }
 }
 
 /** One page, and the `after` of the next: null when this page is the last. */
-export async function pageOf<R extends { id: string }>(
+export function pageOf<R extends { id: string }>(
   read: ReadPage<R>,
   after: string,
   limit: number,
+): Promise<{ rows: R[]; next: string | null }>;
+export function pageOf<R>(
+  read: ReadPage<R>,
+  after: string,
+  limit: number,
+  keyOf: KeyOf<R>,
+): Promise<{ rows: R[]; next: string | null }>;
+export async function pageOf<R>(
+  read: ReadPage<R>,
+  after: string,
+  limit: number,
+  keyOf = byId as KeyOf<R>,
 ): Promise<{ rows: R[]; next: string | null }> {
   const rows = await read(after, limit + 1);
   if (rows.length <= limit) return { rows, next: null };
   const kept = rows.slice(0, limit);
-  return { rows: kept, next: kept[kept.length - 1]?.id ?? null };
+  const last = kept[kept.length - 1];
+  return { rows: kept, next: last === undefined ? null : keyOf(last) };
 }
 
 /**

@@ -963,6 +963,8 @@ describe("a wrong method on a known path", () => {
       ["GET", "/v1/errands/process/t", "POST, OPTIONS"],
       ["GET", "/v1/errands/process?type=t", "POST, OPTIONS"],
       ["POST", "/v1/types", "GET, HEAD, OPTIONS"],
+      ["POST", "/v1/schedules/s", "GET, HEAD, PUT, DELETE, OPTIONS"],
+      ["DELETE", "/v1/schedules", "GET, HEAD, OPTIONS"],
       ["PUT", "/v1/pipelines/", "GET, HEAD, OPTIONS"],
       ["DELETE", "/v1/errands/clear/1h", "POST, OPTIONS"],
       ["POST", "/v1/errands/notifications", "GET, HEAD, OPTIONS"],

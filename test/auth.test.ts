@@ -108,12 +108,12 @@ describe("tokens hold whatever the Host, path or method", () => {
       const targets = [path, `/health?${path}`, `/x/health?y${path}`, `/health/..${path}`];
       for (const host of HOSTS) {
         for (const target of targets) {
-          // Every route's body at once: create, bulk update, bulk retry or delete of all, and an
-          // ack (each answers 200 to it, were it let through).
+          // Every route's body at once: create, bulk update, bulk retry or delete of all, an
+          // ack and a schedule (each answers 2xx to it, were it let through).
           const body =
             method === "GET"
               ? ""
-              : '{"name":"evil","type":"t1","delete":true,"filter":{},"items":[{"id":"t1","completed":{}}]}';
+              : '{"name":"evil","type":"t1","delete":true,"filter":{},"items":[{"id":"t1","completed":{}}],"every":60000,"errand":{"name":"evil","type":"t1"}}';
           const answer = await rawRequest(port, { method, target, host, body });
           const validHost = ["a", "ab", "abc", "[::1]", "localhost:1"].includes(host);
           // The health check may answer, as itself (`/health?…` is /health with a query string).
@@ -135,9 +135,10 @@ describe("tokens hold whatever the Host, path or method", () => {
       }
     }
     expect(refused).toEqual([]);
-    // Nothing was created, changed, deleted or claimed along the way.
+    // Nothing was created, changed, deleted or claimed along the way, no schedule either.
     const list = await app.call("GET", "/v1/errands", undefined, bearer);
     expect(list.body.results).toEqual([kept]);
+    expect((await app.call("GET", "/v1/schedules", undefined, bearer)).body.results).toEqual([]);
   });
 
   test("every route but /health and the dashboard's code answers 401 without the token, and is served with it", async () => {

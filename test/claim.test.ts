@@ -4,7 +4,14 @@ import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import type { WriteTx } from "../src/store/driver.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { makeApp, onPostgres, removeTempDirs, type TestApp, withExplainedTx } from "./harness.ts";
+import {
+  makeApp,
+  onPostgres,
+  removeTempDirs,
+  sqlitePlanOf,
+  type TestApp,
+  withExplainedTx,
+} from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 afterAll(removeTempDirs);
@@ -229,14 +236,6 @@ describe.skipIf(onPostgres)("claims that share one commit", () => {
 
 // SQLite's query plans.
 describe.skipIf(onPostgres)("cost", () => {
-  /** The plan SQLite runs a statement by, as last bound: one line per step. */
-  function planOf(app: TestApp, statement: Statement): string[] {
-    return app.store.writer
-      .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
-      .all()
-      .map((row) => row.detail);
-  }
-
   test("claims, expiry, schedules and clear read an index, never a whole table", async () => {
     const app = makeApp();
     const specs = Array.from({ length: 200 }, (_, i) => ({
@@ -269,7 +268,7 @@ describe.skipIf(onPostgres)("cost", () => {
       [pipelines.finishedBefore, "pipelines_finished"],
     ];
     for (const [statement, index] of plans) {
-      const plan = planOf(app, statement);
+      const plan = sqlitePlanOf(app, statement);
       expect(plan.some((step) => step.includes(`INDEX ${index}`))).toBe(true);
       expect(plan.filter((step) => /^SCAN (errands|pipelines)\b(?! USING)/.test(step))).toEqual([]);
     }

@@ -1,6 +1,7 @@
 // The driver contract on the PostgreSQL engine (a schema of its own per test), and what only
 // an engine with concurrent writers must show: events placed in commit order however their
-// transactions began, and claims that hold a type's limit across connections.
+// transactions began, claims that hold a type's limit across connections, and a schedule's
+// tick recorded once and its row passed over while another write fires it.
 // Needs ERRANDS_TEST_DATABASE=postgres://…; skipped, and said so, without it.
 
 import { describe, expect, test } from "bun:test";
@@ -31,25 +32,28 @@ async function open() {
 
 if (url !== null) driverContract("postgres", open);
 
+/** A step one write waits on until the test gives it, or the test waits on until a write has. */
+function signal(): { given: Promise<void>; give: () => void } {
+  let give!: () => void;
+  const given = new Promise<void>((resolve) => {
+    give = resolve;
+  });
+  return { given, give };
+}
+
 describe.skipIf(url === null)("postgres: concurrent writers", () => {
   test("two writes that take event rows in one order and commit in the other: a resuming reader gets both", async () => {
     const { driver, close } = await open();
     try {
-      let letFirstCommit!: () => void;
-      const gate = new Promise<void>((resolve) => {
-        letFirstCommit = resolve;
-      });
-      let firstAppended!: () => void;
-      const appended = new Promise<void>((resolve) => {
-        firstAppended = resolve;
-      });
+      const commit = signal();
+      const appended = signal();
       // The first write inserts its event row, then waits; the second inserts and commits.
       const first = driver.write(async (tx) => {
         await tx.appendEvent("created", 1, '"first"');
-        firstAppended();
-        await gate;
+        appended.give();
+        await commit.given;
       });
-      await appended;
+      await appended.given;
       await driver.write((tx) => tx.appendEvent("created", 2, '"second"'));
       const wait = async (n: number) => {
         const deadline = Date.now() + 5000;
@@ -63,12 +67,78 @@ describe.skipIf(url === null)("postgres: concurrent writers", () => {
       expect(seen.map((e) => e.payload)).toEqual(['"second"']);
       // A reader resuming after what it has seen gets the first write's event once it commits.
       const resumeAfter = seen[0]?.id as number;
-      letFirstCommit();
+      commit.give();
       await first;
       const all = await wait(2);
       expect(all.map((e) => e.payload)).toEqual(['"second"', '"first"']);
       const resumed = await driver.reads.eventsAfter(resumeAfter, 10);
       expect(resumed.map((e) => e.payload)).toEqual(['"first"']);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe.skipIf(url === null)("postgres: schedules across connections", () => {
+  const T0 = 1_700_000_000_000;
+  const due = (name: string) => ({
+    name,
+    spec: { every: 1000, errand: { name, type: "t" }, overlap: "allow" as const },
+    paused: false,
+    nextRunAt: T0,
+    lastRunAt: null,
+    lastErrandId: null,
+    created: T0,
+    updated: T0,
+  });
+
+  test("two writes recording one tick at once: the second waits for the first, then answers false", async () => {
+    const { driver, close } = await open();
+    try {
+      const commit = signal();
+      const recorded = signal();
+      const first = driver.write(async (tx) => {
+        const fresh = await tx.recordTick("s", T0, T0);
+        recorded.give();
+        await commit.given;
+        return fresh;
+      });
+      await recorded.given;
+      const second = driver.write((tx) => tx.recordTick("s", T0, T0));
+      commit.give();
+      expect(await Promise.all([first, second])).toEqual([true, false]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("dueSchedules passes over a schedule another write holds, and finds it no longer due once that write moved it on", async () => {
+    const { driver, close } = await open();
+    try {
+      await driver.write(async (tx) => {
+        await tx.saveSchedule(due("a"));
+        await tx.saveSchedule({ ...due("b"), nextRunAt: T0 + 1 });
+      });
+      const commit = signal();
+      const locked = signal();
+      const first = driver.write(async (tx) => {
+        const [a] = await tx.dueSchedules(T0 + 10, 1);
+        locked.give();
+        await commit.given;
+        if (a) await tx.saveSchedule({ ...a, nextRunAt: T0 + 1000 });
+        return a?.name;
+      });
+      await locked.given;
+      const second = await driver.write(async (tx) =>
+        (await tx.dueSchedules(T0 + 10, 10)).map((s) => s.name),
+      );
+      expect(second).toEqual(["b"]);
+      commit.give();
+      expect(await first).toBe("a");
+      const after = await driver.write(async (tx) =>
+        (await tx.dueSchedules(T0 + 10, 10)).map((s) => s.name),
+      );
+      expect(after).toEqual(["b"]);
     } finally {
       await close();
     }

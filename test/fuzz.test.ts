@@ -76,6 +76,10 @@ const TEMPLATES = [
   ["GET", "/v1/types"],
   ["GET", "/v1/types/history"],
   ["PUT", "/v1/types/:type"],
+  ["PUT", "/v1/schedules/:sname"],
+  ["GET", "/v1/schedules"],
+  ["GET", "/v1/schedules/:sname"],
+  ["DELETE", "/v1/schedules/:sname"],
   ["GET", "/health"],
   ["GET", "/metrics"],
   ["GET", "/swagger"],
@@ -126,6 +130,11 @@ const FIELDS = [
   "dependsOn",
   "paused",
   "concurrency",
+  "cron",
+  "every",
+  "timezone",
+  "errand",
+  "overlap",
   "__proto__",
   "constructor",
   "",
@@ -179,6 +188,20 @@ const STEPS = ["fetch", "sum", "load", "mail", "zip"];
 /** The dashboard's bundled files, by the names the page links them with. */
 const DASHBOARD_FILES = [...(await dashboard()).assets.keys()];
 const ASSETS = ["swagger-ui.css", "favicon-16x16.png", "favicon-32x32.png", "nothing.js", "a/b"];
+/** Schedules are named from a few, so a PUT replaces one and a GET or DELETE finds one. */
+const SCHEDULES = ["nightly", "poll", "a b", "ünï"];
+/** Cron expressions, most of them valid; seconds, names and nicknames among them. */
+const CRONS = [
+  "*/5 * * * *",
+  "*/30 * * * * *",
+  "0 9 * JAN MON",
+  "@hourly",
+  "30 1 * * *",
+  "61 * * * *",
+  "bad",
+  "",
+];
+const TIMEZONES = ["UTC", "Europe/London", "America/New_York", "Mars/Base", "+01:00", ""];
 /** Idempotency keys come from a few, so repeats (same body or another) come up. */
 const KEYS = ["k1", "k2", "k3"];
 /** Query values by key. No long valid `wait`: a held claim would stall the run. */
@@ -215,6 +238,7 @@ function queryKeysOf(path: string): string[] {
   }
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
   if (path.startsWith("/v1/types/history")) return ["minutes", "type"];
+  if (path.startsWith("/v1/schedules")) return ["limit", "after"];
   return [];
 }
 
@@ -379,6 +403,15 @@ class Fuzzer {
       body = this.spec();
     } else if (path.startsWith("/v1/pipeline")) {
       body = this.pipeline();
+    } else if (path.startsWith("/v1/schedules/")) {
+      // A cron expression (in a time zone, now and then) or an interval; rarely both or neither.
+      const timing = r.int(10);
+      body = { errand: this.spec() };
+      if (timing < 5 || timing === 9) body.cron = r.pick(CRONS);
+      if (timing < 5 && r.chance(0.4)) body.timezone = r.pick(TIMEZONES);
+      if (timing >= 5 && timing < 9) body.every = r.pick([1000, 60_000, 3_600_000, 999, 1.5]);
+      if (r.chance(0.3)) body.paused = r.chance(0.5);
+      if (r.chance(0.3)) body.overlap = r.pick(["allow", "skip", "never"]);
     } else if (path.startsWith("/v1/types/")) {
       body = { paused: r.chance(0.3), concurrency: r.pick([null, 1, 2, 5, 0, -1, 1.5]) };
       if (r.chance(0.3)) delete body[r.pick(["paused", "concurrency"])];
@@ -499,6 +532,8 @@ class Fuzzer {
         return r.pick([...STATUSES, ...TYPES]);
       case ":type":
         return r.pick(TYPES);
+      case ":sname":
+        return encodeURIComponent(r.pick(SCHEDULES));
       case ":duration":
         return encodeURIComponent(r.pick(DURATIONS));
       default:
@@ -671,6 +706,38 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
   }
   problems.push(...(await pipelineProblems(app)));
   problems.push(...(await historyProblems(app)));
+  problems.push(...(await scheduleProblems(app, errands)));
+  return problems;
+}
+
+/** Schedules: each as listed and as got alike, ticking unless paused, one errand per tick. */
+async function scheduleProblems(
+  app: TestApp,
+  errands: Array<Record<string, unknown>>,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const listed = await app.call("GET", "/v1/schedules");
+  if (listed.status !== 200) problems.push(`schedules list answered ${listed.status}`);
+  const schedules = listed.body.results as Array<Record<string, unknown>>;
+  for (const s of schedules) {
+    const one = await app.call("GET", `/v1/schedules/${encodeURIComponent(String(s.name))}`);
+    if (JSON.stringify(one.body.results) !== JSON.stringify(s)) {
+      problems.push(`schedule ${s.name}: GET by name differs from the list`);
+    }
+    if ((s.nextRunAt === null) !== s.paused) {
+      problems.push(`schedule ${s.name}: paused ${s.paused} with next run ${s.nextRunAt}`);
+    }
+    if ((s.cron === undefined) === (s.every === undefined)) {
+      problems.push(`schedule ${s.name}: not exactly one of cron and every`);
+    }
+  }
+  // No tick of a schedule made two errands.
+  const made = errands
+    .map((e) => (e.logs as Array<{ message: string }> | undefined)?.[0]?.message ?? "")
+    .filter((message) => message.startsWith("Created by schedule "));
+  if (new Set(made).size !== made.length) {
+    problems.push(`${made.length - new Set(made).size} ticks made more than one errand`);
+  }
   return problems;
 }
 

@@ -2,6 +2,7 @@
 // real PostgreSQL, a schema of their own each), with a clock the test moves, and calls them
 // over app.handle exactly as a client would.
 
+import type { Statement } from "bun:sqlite";
 import { afterEach } from "bun:test";
 import { mkdtempSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -239,6 +240,14 @@ export async function schemaConnection(a: TestApp): Promise<SQL> {
   if (TEST_DATABASE === null) throw new Error("a schema needs ERRANDS_TEST_DATABASE");
   await (a.store as unknown as PostgresDriver).ready;
   return new Bun.SQL(TEST_DATABASE, { max: 1, connection: { search_path: schemaFor(a.dir) } });
+}
+
+/** The plan SQLite runs a statement by, as last bound: one line per step. */
+export function sqlitePlanOf(a: TestApp, statement: unknown): string[] {
+  return a.store.writer
+    .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${(statement as Statement).toString()}`)
+    .all()
+    .map((row) => row.detail);
 }
 
 /**

@@ -2,7 +2,6 @@
 // name prefix, and errands by status and type together, as a client sees them, and the indexes
 // that keep them cheap.
 
-import type { Statement } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import type { ErrandFilter } from "../src/store/driver.ts";
 import { ReadStatements } from "../src/store/sqlite/access.ts";
@@ -13,6 +12,7 @@ import {
   onPostgres,
   removeTempDirs,
   schemaConnection,
+  sqlitePlanOf,
   type TestApp,
   withExplainedTx,
 } from "./harness.ts";
@@ -317,13 +317,8 @@ describe.skipIf(onPostgres)("cost of the lists", () => {
     const sql = new ReadStatements(a.store.writer).errands;
     sql.pageScheduled.all(now, "x", 100);
     sql.pageByName.all("e1", "e2", "", 100);
-    const planOf = (statement: Statement) =>
-      a.store.writer
-        .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
-        .all()
-        .map((row) => row.detail);
-    const scheduled = planOf(sql.pageScheduled as unknown as Statement);
-    const byName = planOf(sql.pageByName as unknown as Statement);
+    const scheduled = sqlitePlanOf(a, sql.pageScheduled);
+    const byName = sqlitePlanOf(a, sql.pageByName);
     expect(scheduled.some((step) => step.includes("INDEX errands_due"))).toBe(true);
     // Served in index order: nothing to sort.
     expect(scheduled.filter((step) => step.includes("TEMP B-TREE"))).toEqual([]);

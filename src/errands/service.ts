@@ -29,7 +29,7 @@ import type {
   Staged,
   WriteTx,
 } from "../store/driver.ts";
-import type { ErrandRecord, Status } from "../store/records.ts";
+import type { ErrandRecord, LogEntry, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
 import { type Ack, BULK_MAX, type Errand, type ErrandSpec, type Log } from "./model.ts";
 import { toErrand } from "./view.ts";
@@ -488,12 +488,17 @@ export class ErrandService {
     });
   }
 
-  private async insert(tx: WriteTx, spec: ErrandSpec): Promise<Errand> {
+  /**
+   * Creates an errand inside a write (event `created`): the one way in, for a create, a batch
+   * and a schedule's tick, which passes the log line that says why it was made.
+   */
+  async insert(tx: WriteTx, spec: ErrandSpec, note?: LogEntry): Promise<Errand> {
     const record = newErrand(spec, { id: Bun.randomUUIDv7(), now: this.clock.now() });
     await tx.insertErrand(record);
-    // A new errand has no logs: no need to read them back.
-    const errand = toErrand(record, []);
-    await this.bus.record(tx, "created", errand);
+    if (note) await tx.appendLog(record.id, note);
+    // A new errand has no logs but this one: no need to read them back.
+    const errand = toErrand(record, note ? [note] : []);
+    await this.bus.record(tx, "created", errand, note);
     return errand;
   }
 

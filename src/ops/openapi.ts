@@ -15,6 +15,10 @@ const TAGS = [
   { name: "pipelines", description: "Errands run as a dependency graph." },
   { name: "events", description: "Server-Sent Events of every change." },
   { name: "types", description: "Per-type counts, pause and concurrency." },
+  {
+    name: "schedules",
+    description: "Recurring errands: one created at each tick of a cron expression or interval.",
+  },
   { name: "operations", description: "Health and metrics." },
 ];
 

@@ -17,6 +17,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  ScheduleRecord,
   Status,
   TypeControlsRecord,
   WaitingCount,
@@ -79,6 +80,9 @@ export interface Reads {
    * counted nor sampled has no row.
    */
   minuteCounts(from: number, type?: string): Promise<MinuteCounts[]>;
+  schedule(name: string): Promise<ScheduleRecord | null>;
+  /** Up to `limit` schedules with a name after `after`, in code point order of their names. */
+  schedulePage(after: string, limit: number): Promise<ScheduleRecord[]>;
 
   /** Up to `limit` events with an id after `after`, in id order. */
   eventsAfter(after: number, limit: number): Promise<EventRecord[]>;
@@ -180,6 +184,25 @@ export interface WriteTx extends Reads {
    * total before it; answers how many per-type minutes went.
    */
   pruneMinuteCounts(before: number, limit: number): Promise<number>;
+  /** The schedule, to be changed in this transaction (saveSchedule takes it). */
+  lockSchedule(name: string): Promise<ScheduleRecord | null>;
+  /**
+   * Up to `limit` schedules whose next tick is at or before `now`, soonest first, each to be
+   * changed in this transaction; one another write holds is passed over (a second instance
+   * sweeping at once takes the others).
+   */
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]>;
+  /** Inserts or replaces the schedule of that name. */
+  saveSchedule(schedule: ScheduleRecord): Promise<void>;
+  /** Deletes the schedule and its ticks; answers whether there was one. */
+  removeSchedule(name: string): Promise<boolean>;
+  /**
+   * Records that the schedule fired `tick`: false, changing nothing, when that tick was
+   * recorded already, by this instance or another (a unique key, so two can never both).
+   */
+  recordTick(name: string, tick: number, now: number): Promise<boolean>;
+  /** Deletes up to `limit` of the oldest ticks recorded before `before`; answers how many. */
+  pruneTicks(before: number, limit: number): Promise<number>;
 
   /** Rewrites one row: a write that must reach the disk (the health check). */
   probe(now: number): Promise<void>;

@@ -148,3 +148,36 @@ export const EVENT_NAMES = [
   "deleted",
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
+
+/** The errand a schedule creates at each tick, as a create's body gives it. */
+export interface ErrandTemplate {
+  name: string;
+  type: string;
+  options?: Options;
+  data?: Record<string, unknown>;
+}
+
+/** What a schedule was given, kept as one JSON text: when it ticks and what it creates. */
+export interface ScheduleSpec {
+  /** A cron expression, read in `timezone`; or else `every`. */
+  cron?: string;
+  timezone?: string;
+  /** Ms between ticks; or else `cron`. */
+  every?: number;
+  errand: ErrandTemplate;
+  /** `skip`: no errand at a tick while the last one is unfinished. */
+  overlap: "allow" | "skip";
+}
+
+export interface ScheduleRecord {
+  name: string;
+  spec: ScheduleSpec;
+  paused: boolean;
+  /** The tick it fires next; null while paused, or when its cron names no later time. */
+  nextRunAt: number | null;
+  /** The tick its last errand was created for. */
+  lastRunAt: number | null;
+  lastErrandId: string | null;
+  created: number;
+  updated: number;
+}

@@ -12,6 +12,7 @@ import type {
   LogEntry,
   PipelineProgress,
   PipelineRecord,
+  ScheduleRecord,
   Status,
 } from "../../src/store/records.ts";
 
@@ -53,6 +54,40 @@ function pipeline(n: number, fields: Partial<PipelineRecord> = {}): PipelineReco
     finished: null,
     ...fields,
   };
+}
+
+/** Schedule `name`, due at T0 + `due` (null: paused), creating errands of type "t". */
+function schedule(
+  name: string,
+  due: number | null,
+  fields: Partial<ScheduleRecord> = {},
+): ScheduleRecord {
+  return {
+    name,
+    spec: { every: 60_000, errand: { name: `from ${name}`, type: "t" }, overlap: "allow" },
+    paused: due === null,
+    nextRunAt: due === null ? null : T0 + due,
+    lastRunAt: null,
+    lastErrandId: null,
+    created: T0,
+    updated: T0,
+    ...fields,
+  };
+}
+
+async function saveSchedules(driver: Driver, ...schedules: ScheduleRecord[]): Promise<void> {
+  await driver.write(async (tx) => {
+    for (const s of schedules) await tx.saveSchedule(s);
+  });
+}
+
+const names = (schedules: ScheduleRecord[]) => schedules.map((s) => s.name);
+
+/** Carries what a write found out of it, through the rollback that undoes its probing. */
+class Kept extends Error {
+  constructor(readonly ticks: string[]) {
+    super("kept");
+  }
 }
 
 const line = (message: string, timestamp = T0): LogEntry => ({
@@ -1854,6 +1889,152 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         });
         await expect(failed).rejects.toBe(boom);
         expect(await driver.reads.minuteCounts(0, "t")).toEqual([at(0, 1, 0)]);
+      });
+    });
+
+    describe("schedules", () => {
+      test("saveSchedule keeps every field, as schedule, lockSchedule and schedulePage read it; saving again replaces it", async () => {
+        const driver = await fresh();
+        const first = schedule("nightly", 100, {
+          spec: {
+            cron: "30 1 * * *",
+            timezone: "Europe/London",
+            errand: {
+              name: "report ☃ \u0000",
+              type: "report",
+              options: { retries: 2, priority: -3, backoff: { type: "fixed", delay: 1000 } },
+              data: { nested: { list: [1, "two", null] } },
+            },
+            overlap: "skip",
+          },
+          lastRunAt: T0 - 5,
+          lastErrandId: errandId(9),
+          created: T0 - 10,
+          updated: T0 - 1,
+        });
+        await saveSchedules(driver, first);
+        expect(await driver.reads.schedule("nightly")).toEqual(first);
+        expect(await driver.write((tx) => tx.lockSchedule("nightly"))).toEqual(first);
+        expect(await driver.reads.schedulePage("", 10)).toEqual([first]);
+        expect(await driver.reads.schedule("Nightly")).toBeNull();
+        expect(await driver.write((tx) => tx.lockSchedule("other"))).toBeNull();
+
+        const second = schedule("nightly", null, {
+          spec: { every: 5000, errand: { name: "n", type: "u" }, overlap: "allow" },
+          created: first.created,
+          updated: T0 + 7,
+        });
+        await saveSchedules(driver, second);
+        expect(await driver.reads.schedule("nightly")).toEqual(second);
+        expect(await driver.reads.schedulePage("", 10)).toEqual([second]);
+      });
+
+      test("schedulePage lists schedules by name in code point order from `after`, at most `limit`", async () => {
+        const driver = await fresh();
+        const all = ["b", "a", "B", "é", "a b", "aa"];
+        await saveSchedules(driver, ...all.map((name, i) => schedule(name, i)));
+        const order = ["B", "a", "a b", "aa", "b", "é"];
+        expect(names(await driver.reads.schedulePage("", 100))).toEqual(order);
+        expect(names(await driver.reads.schedulePage("", 2))).toEqual(["B", "a"]);
+        expect(names(await driver.reads.schedulePage("a", 2))).toEqual(["a b", "aa"]);
+        expect(names(await driver.reads.schedulePage("b", 10))).toEqual(["é"]);
+        expect(names(await driver.reads.schedulePage("é", 10))).toEqual([]);
+      });
+
+      test("dueSchedules answers schedules whose next tick has come, soonest first, at most `limit`; never a paused one", async () => {
+        const driver = await fresh();
+        await saveSchedules(
+          driver,
+          schedule("late", 30),
+          schedule("early", 10),
+          schedule("paused", null),
+          schedule("ahead", 50),
+          schedule("now", 40),
+        );
+        const due = (now: number, limit: number) =>
+          driver.write(async (tx) => names(await tx.dueSchedules(T0 + now, limit)));
+        expect(await due(9, 10)).toEqual([]);
+        expect(await due(40, 10)).toEqual(["early", "late", "now"]);
+        expect(await due(40, 2)).toEqual(["early", "late"]);
+        expect(await due(1_000_000, 10)).toEqual(["early", "late", "now", "ahead"]);
+        // Moving the next tick on takes a schedule out of what is due.
+        await driver.write(async (tx) => {
+          const [first] = await tx.dueSchedules(T0 + 40, 1);
+          if (first) await tx.saveSchedule({ ...first, nextRunAt: T0 + 100 });
+        });
+        expect(await due(40, 10)).toEqual(["late", "now"]);
+      });
+
+      test("recordTick records a schedule's tick once: a second time answers false", async () => {
+        const driver = await fresh();
+        const record = (name: string, tick: number) =>
+          driver.write((tx) => tx.recordTick(name, T0 + tick, T0));
+        expect(await record("a", 1)).toBe(true);
+        expect(await record("a", 1)).toBe(false);
+        expect(await record("a", 2)).toBe(true);
+        expect(await record("b", 1)).toBe(true);
+        // Within one write too.
+        expect(
+          await driver.write(async (tx) => [
+            await tx.recordTick("c", T0, T0),
+            await tx.recordTick("c", T0, T0),
+          ]),
+        ).toEqual([true, false]);
+        // A write that rolls back keeps no tick.
+        await expect(
+          driver.write(async (tx) => {
+            await tx.recordTick("d", T0, T0);
+            throw new Error("boom");
+          }),
+        ).rejects.toThrow("boom");
+        expect(await record("d", 0)).toBe(true);
+      });
+
+      test("removeSchedule deletes the schedule and its ticks, no other's, and answers whether there was one", async () => {
+        const driver = await fresh();
+        await saveSchedules(driver, schedule("a", 1), schedule("b", 2));
+        await driver.write(async (tx) => {
+          await tx.recordTick("a", T0 + 1, T0);
+          await tx.recordTick("b", T0 + 1, T0);
+        });
+        expect(await driver.write((tx) => tx.removeSchedule("a"))).toBe(true);
+        expect(await driver.write((tx) => tx.removeSchedule("a"))).toBe(false);
+        expect(await driver.reads.schedule("a")).toBeNull();
+        expect(names(await driver.reads.schedulePage("", 10))).toEqual(["b"]);
+        expect(await driver.write((tx) => tx.recordTick("a", T0 + 1, T0))).toBe(true);
+        expect(await driver.write((tx) => tx.recordTick("b", T0 + 1, T0))).toBe(false);
+      });
+
+      test("pruneTicks deletes up to `limit` ticks recorded before the cutoff, oldest first", async () => {
+        const driver = await fresh();
+        await driver.write(async (tx) => {
+          await tx.recordTick("a", T0 + 3, T0 + 300);
+          await tx.recordTick("a", T0 + 1, T0 + 100);
+          await tx.recordTick("b", T0 + 2, T0 + 200);
+        });
+        /** The ticks still kept: recording one again answers false. */
+        const kept = () =>
+          driver
+            .write(async (tx) => {
+              const out: string[] = [];
+              for (const [name, tick] of [
+                ["a", 1],
+                ["b", 2],
+                ["a", 3],
+              ] as const) {
+                if (!(await tx.recordTick(name, T0 + tick, T0))) out.push(`${name}${tick}`);
+              }
+              // Only asked: what was recorded here goes with the write's rollback.
+              throw new Kept(out);
+            })
+            .catch((error) => (error as Kept).ticks);
+        expect(await driver.write((tx) => tx.pruneTicks(T0 + 100, 10))).toBe(0);
+        expect(await driver.write((tx) => tx.pruneTicks(T0 + 250, 1))).toBe(1);
+        expect(await kept()).toEqual(["b2", "a3"]);
+        expect(await driver.write((tx) => tx.pruneTicks(T0 + 250, 10))).toBe(1);
+        expect(await kept()).toEqual(["a3"]);
+        expect(await driver.write((tx) => tx.pruneTicks(T0 + 301, 10))).toBe(1);
+        expect(await kept()).toEqual([]);
       });
     });
 

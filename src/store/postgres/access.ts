@@ -22,6 +22,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  ScheduleRecord,
   Status,
   TypeControlsRecord,
   WaitingCount,
@@ -102,6 +103,19 @@ function toPipeline(row: Row): PipelineRecord {
     started: num(row.started),
     ended: numOrNull(row.ended),
     finished: numOrNull(row.finished),
+  };
+}
+
+function toSchedule(row: Row): ScheduleRecord {
+  return {
+    name: row.name as string,
+    spec: JSON.parse(row.spec as string),
+    paused: row.paused === true,
+    nextRunAt: numOrNull(row.next_run_at),
+    lastRunAt: numOrNull(row.last_run_at),
+    lastErrandId: (row.last_errand_id as string | null) ?? null,
+    created: num(row.created),
+    updated: num(row.updated),
   };
 }
 
@@ -286,6 +300,17 @@ export class PgReads implements Reads {
       failed: num(row.failed),
       waiting: numOrNull(row.waiting),
     }));
+  }
+
+  async schedule(name: string): Promise<ScheduleRecord | null> {
+    const [row] = await this.sql`SELECT * FROM schedules WHERE name = ${name}`;
+    return row ? toSchedule(row) : null;
+  }
+
+  async schedulePage(after: string, limit: number): Promise<ScheduleRecord[]> {
+    const rows = await this.sql`
+      SELECT * FROM schedules WHERE name > ${after} ORDER BY name LIMIT ${limit}`;
+    return rows.map(toSchedule);
   }
 
   async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
@@ -760,6 +785,55 @@ export class PgTx extends PgReads implements WriteTx {
         SELECT type, minute FROM minute_counts WHERE minute < ${before}
          ORDER BY minute LIMIT ${limit} FOR UPDATE SKIP LOCKED)
       RETURNING minute`;
+    return rows.length;
+  }
+
+  async lockSchedule(name: string): Promise<ScheduleRecord | null> {
+    const [row] = await this.sql`SELECT * FROM schedules WHERE name = ${name} FOR UPDATE`;
+    return row ? toSchedule(row) : null;
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    // A row another instance is firing is passed over; once it commits, its next tick is
+    // ahead, and a lock taken on it rechecks the condition against that commit.
+    const rows = await this.sql`
+      SELECT * FROM schedules WHERE next_run_at <= ${now}
+       ORDER BY next_run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    return rows.map(toSchedule);
+  }
+
+  async saveSchedule(s: ScheduleRecord): Promise<void> {
+    await this.later`
+      INSERT INTO schedules (name, spec, paused, next_run_at, last_run_at, last_errand_id,
+                             created, updated)
+      VALUES (${s.name}, ${JSON.stringify(s.spec)}, ${s.paused}, ${s.nextRunAt}, ${s.lastRunAt},
+              ${s.lastErrandId}, ${s.created}, ${s.updated})
+      ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, paused = excluded.paused,
+        next_run_at = excluded.next_run_at, last_run_at = excluded.last_run_at,
+        last_errand_id = excluded.last_errand_id, created = excluded.created,
+        updated = excluded.updated`;
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    await this.sql`DELETE FROM schedule_ticks WHERE schedule = ${name}`;
+    const removed = await this.sql`DELETE FROM schedules WHERE name = ${name} RETURNING name`;
+    return removed.length > 0;
+  }
+
+  async recordTick(name: string, tick: number, now: number): Promise<boolean> {
+    // A concurrent insert of the same key waits for the other's commit, then does nothing.
+    const rows = await this.sql`
+      INSERT INTO schedule_ticks (schedule, tick, created) VALUES (${name}, ${tick}, ${now})
+      ON CONFLICT DO NOTHING RETURNING tick`;
+    return rows.length > 0;
+  }
+
+  async pruneTicks(before: number, limit: number): Promise<number> {
+    const rows = await this.sql`
+      DELETE FROM schedule_ticks WHERE (schedule, tick) IN (
+        SELECT schedule, tick FROM schedule_ticks WHERE created < ${before}
+         ORDER BY created LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      RETURNING tick`;
     return rows.length;
   }
 

@@ -23,6 +23,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  ScheduleRecord,
   TypeControlsRecord,
   WaitingCount,
 } from "../records.ts";
@@ -31,6 +32,7 @@ import { ErrandReads, ErrandWrites, toRecord, toRow } from "./errands.ts";
 import { EventReads, EventWrites } from "./events.ts";
 import { HistoryReads, HistoryWrites } from "./history.ts";
 import { PipelineReads, PipelineWrites, toPipelineRecord } from "./pipelines.ts";
+import { ScheduleReads, ScheduleWrites, toScheduleRecord } from "./schedules.ts";
 import { IdempotencySql, TypeReads, TypeWrites } from "./types.ts";
 
 /** The read statements of one connection. */
@@ -40,6 +42,7 @@ export class ReadStatements {
   readonly types: TypeReads;
   readonly events: EventReads;
   readonly history: HistoryReads;
+  readonly schedules: ScheduleReads;
 
   constructor(db: Database) {
     this.errands = new ErrandReads(db);
@@ -47,6 +50,7 @@ export class ReadStatements {
     this.types = new TypeReads(db);
     this.events = new EventReads(db);
     this.history = new HistoryReads(db);
+    this.schedules = new ScheduleReads(db);
   }
 }
 
@@ -58,10 +62,12 @@ export class WriteStatements extends ReadStatements {
   readonly eventWrites: EventWrites;
   readonly keys: IdempotencySql;
   readonly historyWrites: HistoryWrites;
+  readonly scheduleWrites: ScheduleWrites;
 
   constructor(db: Database) {
     super(db);
     this.historyWrites = new HistoryWrites(db);
+    this.scheduleWrites = new ScheduleWrites(db);
     this.errandWrites = new ErrandWrites(db);
     this.pipelineWrites = new PipelineWrites(db);
     this.typeWrites = new TypeWrites(db);
@@ -162,6 +168,15 @@ export class SqliteReads implements Reads {
   async minuteCounts(from: number, type?: string): Promise<MinuteCounts[]> {
     const h = this.s.history;
     return type === undefined ? h.totals.all(from) : h.ofType.all(from, type);
+  }
+
+  async schedule(name: string): Promise<ScheduleRecord | null> {
+    const row = this.s.schedules.get.get(name);
+    return row ? toScheduleRecord(row) : null;
+  }
+
+  async schedulePage(after: string, limit: number): Promise<ScheduleRecord[]> {
+    return this.s.schedules.page.all(after, limit).map(toScheduleRecord);
   }
 
   async eventsAfter(after: number, limit: number): Promise<EventRecord[]> {
@@ -426,6 +441,40 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     const h = this.w.historyWrites;
     h.pruneTotals.run(before);
     return h.pruneTypes.run(before, limit).changes;
+  }
+
+  async lockSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.schedule(name);
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.w.scheduleWrites.due.all(now, limit).map(toScheduleRecord);
+  }
+
+  async saveSchedule(s: ScheduleRecord): Promise<void> {
+    this.w.scheduleWrites.save.run(
+      s.name,
+      JSON.stringify(s.spec),
+      s.paused ? 1 : 0,
+      s.nextRunAt,
+      s.lastRunAt,
+      s.lastErrandId,
+      s.created,
+      s.updated,
+    );
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    this.w.scheduleWrites.removeTicks.run(name);
+    return this.w.scheduleWrites.remove.run(name).changes > 0;
+  }
+
+  async recordTick(name: string, tick: number, now: number): Promise<boolean> {
+    return this.w.scheduleWrites.recordTick.run(name, tick, now).changes > 0;
+  }
+
+  async pruneTicks(before: number, limit: number): Promise<number> {
+    return this.w.scheduleWrites.pruneTicks.run(before, limit).changes;
   }
 
   async probe(now: number): Promise<void> {
