@@ -283,6 +283,40 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
     stayedLocal(d);
   });
 
+  test("schedules are listed, follow their ticks, and are paused, resumed and deleted from the page", async () => {
+    const d = await open();
+    const put = await d.api("PUT", "/v1/schedules/digest", {
+      every: 60_000,
+      errand: { name: "weekly digest", type: "email" },
+    });
+    expect(put.status).toBe(201);
+    await d.page.goto(`${d.base}#/schedules`);
+    const row = d.page.locator('tr[data-name="digest"]');
+    await shown(row.getByText("every 1m", { exact: true }));
+    expect(await row.getByRole("link", { name: "its errand" }).count()).toBe(0);
+    // A tick creates an errand: its event brings the last run and a link to it.
+    d.app.clock.advance(60_000);
+    await d.app.sweep();
+    await shown(row.getByRole("link", { name: "its errand" }));
+    const made = (await d.api("GET", "/v1/schedules/digest")).body.results;
+    expect(await row.getByRole("link", { name: "its errand" }).getAttribute("href")).toBe(
+      `#/errand/${made.lastErrandId}`,
+    );
+    await d.page.getByRole("button", { name: "Pause schedule digest" }).click();
+    await shown(d.page.getByRole("button", { name: "Resume schedule digest" }));
+    const paused = (await d.api("GET", "/v1/schedules/digest")).body.results;
+    expect(paused).toMatchObject({ paused: true, every: 60_000, nextRunAt: null });
+    expect(paused.errand).toEqual(made.errand);
+    await d.page.getByRole("button", { name: "Resume schedule digest" }).click();
+    await shown(d.page.getByRole("button", { name: "Pause schedule digest" }));
+    expect((await d.api("GET", "/v1/schedules/digest")).body.results.paused).toBe(false);
+    await d.page.getByRole("button", { name: "Delete schedule digest" }).click();
+    await d.page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+    await shown(d.page.getByText("No schedules."));
+    expect((await d.api("GET", "/v1/schedules/digest")).status).toBe(404);
+    stayedLocal(d);
+  });
+
   test("a screenshot of each view, at desktop and phone widths", async () => {
     const d = await open();
     for (let i = 1; i <= 6; i++)
@@ -309,6 +343,16 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
     await claim(d, "images");
     await d.api("PUT", "/v1/types/email", { paused: true });
     await d.api("PUT", "/v1/types/images", { concurrency: 4 });
+    await d.api("PUT", "/v1/schedules/nightly-report", {
+      cron: "30 2 * * *",
+      timezone: "Europe/London",
+      errand: { name: "nightly report", type: "etl" },
+    });
+    await d.api("PUT", "/v1/schedules/heartbeat-check", {
+      every: 300_000,
+      overlap: "skip",
+      errand: { name: "check the fleet", type: "maintenance" },
+    });
     const pipeline = await d.api("POST", "/v1/pipeline", {
       name: "nightly report",
       errands: [
@@ -338,6 +382,7 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
       ["pipelines", "#/pipelines", d.page.getByRole("link", { name: "nightly report" })],
       ["pipeline", `#/pipeline/${pipeline.body.results.id}`, d.page.locator("svg.graph a.node")],
       ["scheduled", "#/scheduled", d.page.getByText("send the weekly digest")],
+      ["schedules", "#/schedules", d.page.locator('tr[data-name="nightly-report"]')],
       ["live", "#/live", null],
     ];
     for (const [name, hash, ready] of views) {

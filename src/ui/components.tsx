@@ -28,15 +28,15 @@ export function ago(ms: number, now = Date.now()): string {
   return seconds >= 0 ? `${text} ago` : `in ${text}`;
 }
 
-/** 95 000 → "1m 35s". */
+/** 95 000 → "1m 35s"; 60 000 → "1m". */
 export function duration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${s % 60}s`;
+  if (m < 60) return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
   const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h ${m % 60}m`;
-  return `${Math.floor(h / 24)}d ${h % 24}h`;
+  if (h < 48) return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
+  return h % 24 ? `${Math.floor(h / 24)}d ${h % 24}h` : `${Math.floor(h / 24)}d`;
 }
 
 export function Json({ value, label }: { value: unknown; label: string }) {

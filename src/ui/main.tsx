@@ -13,6 +13,7 @@ import { LiveFeed } from "./views/live.tsx";
 import { Overview } from "./views/overview.tsx";
 import { PipelinePage, Pipelines } from "./views/pipelines.tsx";
 import { Scheduled } from "./views/scheduled.tsx";
+import { Schedules } from "./views/schedules.tsx";
 
 type Access = "checking" | "open" | "signed-in" | "signed-out";
 
@@ -21,6 +22,7 @@ const NAV = [
   ["errands", "Errands"],
   ["pipelines", "Pipelines"],
   ["scheduled", "Scheduled"],
+  ["schedules", "Schedules"],
   ["live", "Live"],
 ] as const;
 
@@ -147,6 +149,8 @@ function View({ view, place }: { view: string; place: ReturnType<typeof usePlace
       return <PipelinePage id={place.id} />;
     case "scheduled":
       return <Scheduled place={place} />;
+    case "schedules":
+      return <Schedules place={place} />;
     case "live":
       return <LiveFeed place={place} />;
     case "":
