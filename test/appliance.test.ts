@@ -3,6 +3,7 @@
 
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { IDLE_TYPE_MS } from "../src/ops/metrics.ts";
 import {
   type Answer,
@@ -496,6 +497,31 @@ describe("/metrics", () => {
     expect(sample(text, routed)).toBe(2);
     expect(sample(text, unrouted)).toBe(1);
     expect(text).toContain("errands_http_request_duration_seconds_bucket{");
+  });
+
+  test("a method beyond those of the API (WebDAV's, say) is counted as other, keeping the series few", async () => {
+    const app = makeApp();
+    app.app.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = app.app.server?.port ?? 0;
+    const methods = ["PROPFIND", "MKCOL", "LOCK", "UNLOCK", "SEARCH", "REPORT"];
+    for (const method of methods) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.on("data", () => {});
+        socket.on("error", reject);
+        socket.on("close", () => resolve());
+        socket.write(`${method} /v1/errands HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+      });
+    }
+    const other = (t: string) =>
+      [...t.matchAll(/^errands_http_requests_total\{method="other",[^}]*\} (\d+)$/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+    const text = await scrapeUntil(app, (t) => other(t) >= methods.length);
+    expect(other(text)).toBe(methods.length);
+    for (const method of methods) expect(text).not.toContain(`method="${method}"`);
+    await app.app.stop(true);
   });
 
   test("the SSE clients gauge follows the open event streams", async () => {
