@@ -10,7 +10,7 @@
 // here), as --instances processes that the client spreads its connections over.
 // Needs redis-server on the PATH for the BullMQ part (Debian: apt-get install redis-server).
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseFlags } from "../../src/config.ts";
@@ -27,6 +27,9 @@ const SKIP_BULLMQ = flags.has("skip-bullmq");
 const DATABASE = flags.get("database") ?? null;
 const INSTANCES = Number(flags.get("instances") ?? 1);
 const BATCH = Number(flags.get("batch") ?? 32);
+const YARDSTICK_DEFAULT = join(import.meta.dir, "../../../shared/bench/minimal-queue.ts");
+const YARDSTICK =
+  flags.get("yardstick") ?? (existsSync(YARDSTICK_DEFAULT) ? YARDSTICK_DEFAULT : "none");
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -120,7 +123,8 @@ async function startErrands(dir: string) {
     await Promise.all(procs.map((proc) => proc.exited));
     await dropDatabase();
   };
-  return { proc: procs[0] as ReturnType<typeof Bun.spawn>, base: at(0), at, stop, database };
+  const pids = () => procs.map((proc) => proc.pid);
+  return { proc: procs[0] as ReturnType<typeof Bun.spawn>, base: at(0), at, stop, database, pids };
 }
 
 async function claimComplete(base: string, type: string): Promise<boolean> {
@@ -180,9 +184,63 @@ async function batchWorkers(
   return (end - start) / 1000;
 }
 
+/** CPU seconds a process and its threads have used so far (utime + stime, from /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Create, claim + complete and the round trip on a server at `at`, with its CPU per request. */
+async function singleRequests(at: (i: number) => string, pids: number[], run: number) {
+  const type = `bench${run}`;
+  const create =
+    N /
+    (await pool(N, C, async (i) => {
+      await (
+        await post(`${at(i)}/v1/errands/`, { name: `e${i}`, type, data: { i } })
+      ).arrayBuffer();
+      return true;
+    }));
+  const drain = N / (await pool(N, C, (i) => claimComplete(at(i), type)));
+  // Round trip: half the connections produce, half claim and complete, at the same time.
+  const rt = `rt${run}`;
+  const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const start = performance.now();
+  await Promise.all([produce(at, rt, C / 2), pool(N, C / 2, (i) => claimComplete(at(i), rt))]);
+  const round = N / ((performance.now() - start) / 1000);
+  const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
+  return { create, drain, round, cpuPerRequestUs: (cpu / (3 * N)) * 1e6 };
+}
+
+/** One run on the yardstick: a fresh database, the same client and phases as ours. */
+async function yardstickRun(run: number) {
+  const dir = mkdtempSync(join(tmpdir(), "errands-yardstick-"));
+  const port = await freePort();
+  const proc = Bun.spawn([process.execPath, YARDSTICK], {
+    env: { ...process.env, PORT: String(port), DB: join(dir, "yardstick.sqlite") },
+    stdout: "ignore",
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 1000; i++) {
+    const up = await fetch(`${base}/v1/errands/process/none`, { method: "POST" }).then(
+      () => true,
+      () => false,
+    );
+    if (up) break;
+    await Bun.sleep(10);
+  }
+  const result = await singleRequests(() => base, [proc.pid], run);
+  proc.kill();
+  await proc.exited;
+  rmSync(dir, { recursive: true, force: true });
+  return result;
+}
+
 async function ours() {
   const dir = mkdtempSync(join(tmpdir(), "errands-bench-"));
-  const { at, stop } = await startErrands(dir);
+  const { at, stop, pids } = await startErrands(dir);
+  const cpu: number[] = [];
+  const yard: Array<Awaited<ReturnType<typeof yardstickRun>>> = [];
   const create: number[] = [];
   const drain: number[] = [];
   const round: number[] = [];
@@ -190,22 +248,13 @@ async function ours() {
   const drainBatch: number[] = [];
   const roundBatch: number[] = [];
   for (let run = 0; run < RUNS; run++) {
-    const type = `bench${run}`;
-    const t1 = await pool(N, C, async (i) => {
-      await (
-        await post(`${at(i)}/v1/errands/`, { name: `e${i}`, type, data: { i } })
-      ).arrayBuffer();
-      return true;
-    });
-    create.push(N / t1);
-    const t2 = await pool(N, C, (i) => claimComplete(at(i), type));
-    drain.push(N / t2);
-
-    // Round trip: half the connections produce, half claim and complete, at the same time.
-    const rt = `rt${run}`;
-    const start = performance.now();
-    await Promise.all([produce(at, rt, C / 2), pool(N, C / 2, (i) => claimComplete(at(i), rt))]);
-    round.push(N / ((performance.now() - start) / 1000));
+    const single = await singleRequests(at, pids(), run);
+    create.push(single.create);
+    drain.push(single.drain);
+    round.push(single.round);
+    cpu.push(single.cpuPerRequestUs);
+    // The yardstick, alternating run by run with ours, the same client.
+    if (YARDSTICK !== "none") yard.push(await yardstickRun(run));
 
     // The same with complete?next=true: one request fewer per errand.
     const rn = `rn${run}`;
@@ -248,6 +297,16 @@ async function ours() {
     create: median(create),
     drain: median(drain),
     round: median(round),
+    cpuPerRequestUs: median(cpu),
+    yardstick:
+      yard.length === 0
+        ? null
+        : {
+            create: median(yard.map((y) => y.create)),
+            drain: median(yard.map((y) => y.drain)),
+            round: median(yard.map((y) => y.round)),
+            cpuPerRequestUs: median(yard.map((y) => y.cpuPerRequestUs)),
+          },
     roundNext: median(roundNext),
     drainBatch: median(drainBatch),
     roundBatch: median(roundBatch),
@@ -386,9 +445,23 @@ console.log(`claim + complete             ${fmt(o.drain)} errands/s`);
 console.log(
   `round trip                   ${fmt(o.round)} errands/s (${fmt(o.round * 3)} requests/s)`,
 );
+console.log(`server CPU per request       ${o.cpuPerRequestUs.toFixed(0)} µs (round trip)`);
 console.log(`round trip, ?next=true       ${fmt(o.roundNext)} errands/s`);
 console.log(`claim + ack, batches of ${BATCH}   ${fmt(o.drainBatch)} errands/s`);
 console.log(`round trip, batches of ${BATCH}    ${fmt(o.roundBatch)} errands/s`);
+if (o.yardstick) {
+  const y = o.yardstick;
+  console.log(
+    `yardstick create             ${fmt(y.create)} errands/s (ours ÷ it ${(o.create / y.create).toFixed(2)})`,
+  );
+  console.log(
+    `yardstick claim + complete   ${fmt(y.drain)} errands/s (ours ÷ it ${(o.drain / y.drain).toFixed(2)})`,
+  );
+  console.log(
+    `yardstick round trip         ${fmt(y.round)} errands/s (ours ÷ it ${(o.round / y.round).toFixed(2)})`,
+  );
+  console.log(`yardstick CPU per request    ${y.cpuPerRequestUs.toFixed(0)} µs (round trip)`);
+}
 const top = await ceiling();
 console.log(`raw Bun.serve ceiling        ${fmt(top)} requests/s`);
 console.log(`ours ÷ ceiling (create)      ${(o.create / top).toFixed(2)}`);
