@@ -67,7 +67,7 @@ async function reachable(url: string): Promise<boolean> {
 
 const codes: number[] = [];
 codes.push(await run("type-check", ["tsc", "--noEmit"]));
-codes.push(await run("lint", ["biome", "check", "src", "test", "scripts"]));
+codes.push(await run("lint", ["biome", "check", "src", "test", "scripts", "client"]));
 codes.push(await run("tests on SQLite", ["bun", "test", "--timeout", "60000", ...filters]));
 
 const database = process.env.ERRANDS_TEST_DATABASE || DEFAULT_DATABASE;

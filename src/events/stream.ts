@@ -10,6 +10,7 @@ import { errorBody } from "../errands/model.ts";
 import { BadInput, DomainError } from "../errors.ts";
 import type { Reads } from "../store/driver.ts";
 import { type ErrandEvent, EVENT_NAMES, type EventBus, type EventName } from "./bus.ts";
+import { EVENT_MODELS } from "./model.ts";
 
 export interface StreamOptions {
   keepAliveMs: number;
@@ -68,7 +69,7 @@ export class EventStreams {
   }
 
   routes() {
-    return new Elysia({ tags: ["events"] }).get(
+    return new Elysia({ tags: ["events"] }).model(EVENT_MODELS).get(
       "/v1/errands/notifications",
       ({ query, headers, request }) => {
         const filter = parseEventFilter(query.events);
@@ -112,7 +113,8 @@ export class EventStreams {
           // The stream is no JSON body: its 200 is described here, not by a schema.
           responses: {
             200: {
-              description: "An endless text/event-stream",
+              description:
+                "An endless text/event-stream. The `data` of an `event: message` frame is an `ErrandEvent`, of an `event: missed` frame a `MissedEvent`, of an `event: reset` frame a `ResetEvent` (components.schemas)",
               content: { "text/event-stream": { schema: { type: "string" } } },
             },
           },
