@@ -762,6 +762,16 @@ describe("the package", () => {
     expect((await client.setType("every", { paused: true })).paused).toBe(true);
     expect((await client.types()).find((t) => t.type === "every")?.paused).toBe(true);
     expect((await client.typeHistory({ minutes: 2 })).length).toBe(2);
+
+    const digest = { every: 60_000, errand: { name: "digest", type: "mail" } };
+    expect((await client.putSchedule("digest", digest)).created).toBe(true);
+    const replaced = await client.putSchedule("digest", { ...digest, paused: true });
+    expect(replaced).toMatchObject({ created: false, schedule: { name: "digest", paused: true } });
+    expect((await client.schedule("digest")).every).toBe(60_000);
+    expect((await client.schedules()).map((s) => s.name)).toEqual(["digest"]);
+    expect(await client.schedulesPage({ limit: 1 })).toMatchObject({ next: null });
+    await client.deleteSchedule("digest");
+    expect(await client.schedule("digest").catch((e: unknown) => e)).toBeInstanceOf(NotFoundError);
     const events = client.events({ lastEventId: 0 });
     expect((await events.next()).value).toMatchObject({ event: "created", id: 1 });
     await events.return();

@@ -26,8 +26,11 @@ import type {
   PipelinePage,
   PipelineSpec,
   PipelineSummary,
+  Schedule,
   ScheduledPage,
   ScheduledQuery,
+  SchedulePage,
+  ScheduleSpec,
   Severity,
   StreamEvent,
   TypeControls,
@@ -507,6 +510,67 @@ export class ErrandsClient {
       retry: true,
     });
     return answer.results;
+  }
+
+  // ---- schedules ----
+
+  /**
+   * Creates or replaces the schedule of that name; answers it and whether it was new.
+   * Retried: a repeat puts the same schedule again.
+   */
+  async putSchedule(
+    name: string,
+    spec: ScheduleSpec,
+  ): Promise<{ schedule: Schedule; created: boolean }> {
+    const answer = await this.json<Answer<"putV1SchedulesByName">>({
+      method: "PUT",
+      path: "/v1/schedules/{name}",
+      params: { name },
+      body: spec,
+      retry: true,
+    });
+    return { schedule: answer.results, created: answer.created };
+  }
+
+  async schedule(name: string): Promise<Schedule> {
+    const answer = await this.json<Answer<"getV1SchedulesByName">>({
+      method: "GET",
+      path: "/v1/schedules/{name}",
+      params: { name },
+      retry: true,
+    });
+    return answer.results;
+  }
+
+  /** Every schedule, in name order. */
+  async schedules(): Promise<Schedule[]> {
+    const answer = await this.json<SchedulePage>({
+      method: "GET",
+      path: "/v1/schedules",
+      retry: true,
+    });
+    return answer.results;
+  }
+
+  /** One page of `schedules`; pass its `next` as `after` (null on the last). */
+  async schedulesPage(page: Paging): Promise<{ results: Schedule[]; next: string | null }> {
+    const answer = await this.json<SchedulePage>({
+      method: "GET",
+      path: "/v1/schedules",
+      query: page,
+      retry: true,
+    });
+    return { results: answer.results, next: answer.next ?? null };
+  }
+
+  /** Deletes a schedule (its errands stay). Not retried: a repeat is a 404. */
+  async deleteSchedule(name: string): Promise<void> {
+    await this.json<Answer<"deleteV1SchedulesByName">>({
+      method: "DELETE",
+      path: "/v1/schedules/{name}",
+      params: { name },
+      retry: false,
+    });
   }
 
   // ---- operations ----

@@ -520,6 +520,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule, with its next and last run */
+        get: operations["getV1SchedulesByName"];
+        /**
+         * Create or replace a schedule
+         * @description Body `{"cron":"*\/5 * * * *"` or `"every":ms`, `"timezone"?`, `"errand":{name,type,options,data}`, `"paused"?`, `"overlap"?:"allow"|"skip"}`. Each tick creates one errand (event `created`, log line `Created by schedule "<name>" for tick <ISO time>`), once across instances and restarts; ticks missed while no server ran make one catch-up errand. 201 with `created: true` for a new schedule, 200 with `created: false` for a replaced one: its last run is kept, and its next tick is worked out anew when its timing changed or it is resumed.
+         */
+        put: operations["putV1SchedulesByName"];
+        post?: never;
+        /**
+         * Delete a schedule
+         * @description It ticks no more; the errands it created stay.
+         */
+        delete: operations["deleteV1SchedulesByName"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List schedules
+         * @description Every schedule in name order, streamed, each with `nextRunAt`, `lastRunAt` and `lastErrandId`. With `limit`, one page; pass the answer's `next` as `after` for the following page.
+         */
+        get: operations["getV1Schedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/errands/notifications": {
         parameters: {
             query?: never;
@@ -5615,6 +5660,749 @@ export interface operations {
                 };
             };
             413: components["responses"]["BodyTooLarge"];
+            503: components["responses"]["StorageUnavailable"];
+        };
+    };
+    getV1SchedulesByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "OK",
+                     *       "results": {
+                     *         "name": "nightly-report",
+                     *         "cron": "30 2 * * *",
+                     *         "timezone": "Europe/London",
+                     *         "errand": {
+                     *           "name": "Nightly report",
+                     *           "type": "report",
+                     *           "options": {
+                     *             "retries": 2
+                     *           }
+                     *         },
+                     *         "paused": false,
+                     *         "overlap": "allow",
+                     *         "nextRunAt": 1767234600000,
+                     *         "lastRunAt": 1767148200000,
+                     *         "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                     *         "created": 1767000000000,
+                     *         "updated": 1767000000000
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @constant */
+                        status: "OK";
+                        /**
+                         * @example {
+                         *       "name": "nightly-report",
+                         *       "cron": "30 2 * * *",
+                         *       "timezone": "Europe/London",
+                         *       "errand": {
+                         *         "name": "Nightly report",
+                         *         "type": "report",
+                         *         "options": {
+                         *           "retries": 2
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "overlap": "allow",
+                         *       "nextRunAt": 1767234600000,
+                         *       "lastRunAt": 1767148200000,
+                         *       "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                         *       "created": 1767000000000,
+                         *       "updated": 1767000000000
+                         *     }
+                         */
+                        results: {
+                            name: string;
+                            cron?: string;
+                            /** @description With `cron`: the time zone it is read in */
+                            timezone?: string;
+                            every?: number;
+                            /**
+                             * @example {
+                             *       "name": "Process file 7",
+                             *       "type": "extract",
+                             *       "data": {
+                             *         "file": "s3://bucket/key"
+                             *       }
+                             *     }
+                             */
+                            errand: {
+                                name: string;
+                                type: string;
+                                /**
+                                 * @description All optional. `runAt` and `delay` exclude each other: send one or neither.
+                                 * @example {
+                                 *       "ttl": 60,
+                                 *       "retries": 2,
+                                 *       "priority": 500
+                                 *     }
+                                 */
+                                options?: {
+                                    /** @description Minutes an active errand may run before it is failed; 0 = no limit */
+                                    ttl?: number;
+                                    /** @description Re-queues after a failure */
+                                    retries?: number;
+                                    /** @description Higher is claimed first */
+                                    priority?: number;
+                                    deleteOnCompleted?: boolean;
+                                    /** @description Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout` */
+                                    heartbeat?: number;
+                                    /** @description Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400) */
+                                    runAt?: number;
+                                    /** @description Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400) */
+                                    delay?: number;
+                                    /** @description Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential) */
+                                    backoff?: {
+                                        /** @enum {string} */
+                                        type: "fixed" | "exponential";
+                                        delay: number;
+                                    };
+                                };
+                                /**
+                                 * @description Any JSON object
+                                 * @example {
+                                 *       "file": "s3://bucket/key"
+                                 *     }
+                                 */
+                                data?: {
+                                    [key: string]: unknown;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            paused: boolean;
+                            /** @enum {string} */
+                            overlap: "allow" | "skip";
+                            /** @description The next tick (ms since the epoch); null while paused */
+                            nextRunAt: number | null;
+                            /** @description The tick its last errand was created for; null before the first */
+                            lastRunAt: number | null;
+                            /** @description Its last errand's id */
+                            lastErrandId: string | null;
+                            created: number;
+                            /** @description When it was last PUT */
+                            updated: number;
+                        };
+                    };
+                };
+            };
+            /** @description No schedule has that name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Errand not found",
+                     *       "error": "no errand has id \"0193b3c2-…\""
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                        error?: string;
+                    };
+                };
+            };
+            503: components["responses"]["StorageUnavailable"];
+        };
+    };
+    putV1SchedulesByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "cron": "30 2 * * *",
+                 *       "timezone": "Europe/London",
+                 *       "errand": {
+                 *         "name": "Nightly report",
+                 *         "type": "report",
+                 *         "options": {
+                 *           "retries": 2
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Cron expression: 5 fields, or 6 with seconds first; names (MON, JAN), `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. Not with `every` */
+                    cron?: string;
+                    /** @description Ms between ticks, the first `every` after the PUT. Not with `cron` */
+                    every?: number;
+                    /** @description IANA time zone the cron expression is read in; UTC when left out */
+                    timezone?: string;
+                    /**
+                     * @example {
+                     *       "name": "Process file 7",
+                     *       "type": "extract",
+                     *       "data": {
+                     *         "file": "s3://bucket/key"
+                     *       }
+                     *     }
+                     */
+                    errand: {
+                        name: string;
+                        type: string;
+                        /**
+                         * @description All optional. `runAt` and `delay` exclude each other: send one or neither.
+                         * @example {
+                         *       "ttl": 60,
+                         *       "retries": 2,
+                         *       "priority": 500
+                         *     }
+                         */
+                        options?: {
+                            /** @description Minutes an active errand may run before it is failed; 0 = no limit */
+                            ttl?: number;
+                            /** @description Re-queues after a failure */
+                            retries?: number;
+                            /** @description Higher is claimed first */
+                            priority?: number;
+                            deleteOnCompleted?: boolean;
+                            /** @description Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout` */
+                            heartbeat?: number;
+                            /** @description Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400) */
+                            runAt?: number;
+                            /** @description Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400) */
+                            delay?: number;
+                            /** @description Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential) */
+                            backoff?: {
+                                /** @enum {string} */
+                                type: "fixed" | "exponential";
+                                delay: number;
+                            };
+                        };
+                        /**
+                         * @description Any JSON object
+                         * @example {
+                         *       "file": "s3://bucket/key"
+                         *     }
+                         */
+                        data?: {
+                            [key: string]: unknown;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                    /** @description A paused schedule does not tick */
+                    paused?: boolean;
+                    /**
+                     * @description `skip`: a tick creates no errand while the schedule's previous one is not yet completed or failed (deleted counts as finished)
+                     * @enum {string}
+                     */
+                    overlap?: "allow" | "skip";
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "OK",
+                     *       "results": {
+                     *         "name": "nightly-report",
+                     *         "cron": "30 2 * * *",
+                     *         "timezone": "Europe/London",
+                     *         "errand": {
+                     *           "name": "Nightly report",
+                     *           "type": "report",
+                     *           "options": {
+                     *             "retries": 2
+                     *           }
+                     *         },
+                     *         "paused": false,
+                     *         "overlap": "allow",
+                     *         "nextRunAt": 1767234600000,
+                     *         "lastRunAt": 1767148200000,
+                     *         "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                     *         "created": 1767000000000,
+                     *         "updated": 1767000000000
+                     *       },
+                     *       "created": false
+                     *     }
+                     */
+                    "application/json": {
+                        /** @constant */
+                        status: "OK";
+                        /**
+                         * @example {
+                         *       "name": "nightly-report",
+                         *       "cron": "30 2 * * *",
+                         *       "timezone": "Europe/London",
+                         *       "errand": {
+                         *         "name": "Nightly report",
+                         *         "type": "report",
+                         *         "options": {
+                         *           "retries": 2
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "overlap": "allow",
+                         *       "nextRunAt": 1767234600000,
+                         *       "lastRunAt": 1767148200000,
+                         *       "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                         *       "created": 1767000000000,
+                         *       "updated": 1767000000000
+                         *     }
+                         */
+                        results: {
+                            name: string;
+                            cron?: string;
+                            /** @description With `cron`: the time zone it is read in */
+                            timezone?: string;
+                            every?: number;
+                            /**
+                             * @example {
+                             *       "name": "Process file 7",
+                             *       "type": "extract",
+                             *       "data": {
+                             *         "file": "s3://bucket/key"
+                             *       }
+                             *     }
+                             */
+                            errand: {
+                                name: string;
+                                type: string;
+                                /**
+                                 * @description All optional. `runAt` and `delay` exclude each other: send one or neither.
+                                 * @example {
+                                 *       "ttl": 60,
+                                 *       "retries": 2,
+                                 *       "priority": 500
+                                 *     }
+                                 */
+                                options?: {
+                                    /** @description Minutes an active errand may run before it is failed; 0 = no limit */
+                                    ttl?: number;
+                                    /** @description Re-queues after a failure */
+                                    retries?: number;
+                                    /** @description Higher is claimed first */
+                                    priority?: number;
+                                    deleteOnCompleted?: boolean;
+                                    /** @description Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout` */
+                                    heartbeat?: number;
+                                    /** @description Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400) */
+                                    runAt?: number;
+                                    /** @description Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400) */
+                                    delay?: number;
+                                    /** @description Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential) */
+                                    backoff?: {
+                                        /** @enum {string} */
+                                        type: "fixed" | "exponential";
+                                        delay: number;
+                                    };
+                                };
+                                /**
+                                 * @description Any JSON object
+                                 * @example {
+                                 *       "file": "s3://bucket/key"
+                                 *     }
+                                 */
+                                data?: {
+                                    [key: string]: unknown;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            paused: boolean;
+                            /** @enum {string} */
+                            overlap: "allow" | "skip";
+                            /** @description The next tick (ms since the epoch); null while paused */
+                            nextRunAt: number | null;
+                            /** @description The tick its last errand was created for; null before the first */
+                            lastRunAt: number | null;
+                            /** @description Its last errand's id */
+                            lastErrandId: string | null;
+                            created: number;
+                            /** @description When it was last PUT */
+                            updated: number;
+                        };
+                        /**
+                         * @description An existing schedule was replaced
+                         * @constant
+                         */
+                        created: false;
+                    };
+                };
+            };
+            /** @description Response for status 201 */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "OK",
+                     *       "results": {
+                     *         "name": "nightly-report",
+                     *         "cron": "30 2 * * *",
+                     *         "timezone": "Europe/London",
+                     *         "errand": {
+                     *           "name": "Nightly report",
+                     *           "type": "report",
+                     *           "options": {
+                     *             "retries": 2
+                     *           }
+                     *         },
+                     *         "paused": false,
+                     *         "overlap": "allow",
+                     *         "nextRunAt": 1767234600000,
+                     *         "lastRunAt": 1767148200000,
+                     *         "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                     *         "created": 1767000000000,
+                     *         "updated": 1767000000000
+                     *       },
+                     *       "created": true
+                     *     }
+                     */
+                    "application/json": {
+                        /** @constant */
+                        status: "OK";
+                        /**
+                         * @example {
+                         *       "name": "nightly-report",
+                         *       "cron": "30 2 * * *",
+                         *       "timezone": "Europe/London",
+                         *       "errand": {
+                         *         "name": "Nightly report",
+                         *         "type": "report",
+                         *         "options": {
+                         *           "retries": 2
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "overlap": "allow",
+                         *       "nextRunAt": 1767234600000,
+                         *       "lastRunAt": 1767148200000,
+                         *       "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                         *       "created": 1767000000000,
+                         *       "updated": 1767000000000
+                         *     }
+                         */
+                        results: {
+                            name: string;
+                            cron?: string;
+                            /** @description With `cron`: the time zone it is read in */
+                            timezone?: string;
+                            every?: number;
+                            /**
+                             * @example {
+                             *       "name": "Process file 7",
+                             *       "type": "extract",
+                             *       "data": {
+                             *         "file": "s3://bucket/key"
+                             *       }
+                             *     }
+                             */
+                            errand: {
+                                name: string;
+                                type: string;
+                                /**
+                                 * @description All optional. `runAt` and `delay` exclude each other: send one or neither.
+                                 * @example {
+                                 *       "ttl": 60,
+                                 *       "retries": 2,
+                                 *       "priority": 500
+                                 *     }
+                                 */
+                                options?: {
+                                    /** @description Minutes an active errand may run before it is failed; 0 = no limit */
+                                    ttl?: number;
+                                    /** @description Re-queues after a failure */
+                                    retries?: number;
+                                    /** @description Higher is claimed first */
+                                    priority?: number;
+                                    deleteOnCompleted?: boolean;
+                                    /** @description Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout` */
+                                    heartbeat?: number;
+                                    /** @description Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400) */
+                                    runAt?: number;
+                                    /** @description Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400) */
+                                    delay?: number;
+                                    /** @description Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential) */
+                                    backoff?: {
+                                        /** @enum {string} */
+                                        type: "fixed" | "exponential";
+                                        delay: number;
+                                    };
+                                };
+                                /**
+                                 * @description Any JSON object
+                                 * @example {
+                                 *       "file": "s3://bucket/key"
+                                 *     }
+                                 */
+                                data?: {
+                                    [key: string]: unknown;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            paused: boolean;
+                            /** @enum {string} */
+                            overlap: "allow" | "skip";
+                            /** @description The next tick (ms since the epoch); null while paused */
+                            nextRunAt: number | null;
+                            /** @description The tick its last errand was created for; null before the first */
+                            lastRunAt: number | null;
+                            /** @description Its last errand's id */
+                            lastErrandId: string | null;
+                            created: number;
+                            /** @description When it was last PUT */
+                            updated: number;
+                        };
+                        /**
+                         * @description The schedule is new
+                         * @constant
+                         */
+                        created: true;
+                    };
+                };
+            };
+            /** @description Named in `error`: the body breaks its schema (the errand as a create's body would), both or neither of `cron` and `every`, a cron expression croner cannot read or that never comes due, a time zone that is not an IANA name (or one with `every`), `every` under 1000 ms, or a name with control characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Invalid request",
+                     *       "error": "body.type: Expected string"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                        error?: string;
+                    };
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            503: components["responses"]["StorageUnavailable"];
+        };
+    };
+    deleteV1SchedulesByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "OK"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @constant */
+                        status: "OK";
+                    };
+                };
+            };
+            /** @description No schedule has that name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Errand not found",
+                     *       "error": "no errand has id \"0193b3c2-…\""
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                        error?: string;
+                    };
+                };
+            };
+            503: components["responses"]["StorageUnavailable"];
+        };
+    };
+    getV1Schedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for status 200 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "OK",
+                     *       "results": [
+                     *         {
+                     *           "name": "nightly-report",
+                     *           "cron": "30 2 * * *",
+                     *           "timezone": "Europe/London",
+                     *           "errand": {
+                     *             "name": "Nightly report",
+                     *             "type": "report",
+                     *             "options": {
+                     *               "retries": 2
+                     *             }
+                     *           },
+                     *           "paused": false,
+                     *           "overlap": "allow",
+                     *           "nextRunAt": 1767234600000,
+                     *           "lastRunAt": 1767148200000,
+                     *           "lastErrandId": "019b7a1e-5e40-7c3d-9a51-0c2f3b4d5e6f",
+                     *           "created": 1767000000000,
+                     *           "updated": 1767000000000
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @constant */
+                        status: "OK";
+                        results: {
+                            name: string;
+                            cron?: string;
+                            /** @description With `cron`: the time zone it is read in */
+                            timezone?: string;
+                            every?: number;
+                            /**
+                             * @example {
+                             *       "name": "Process file 7",
+                             *       "type": "extract",
+                             *       "data": {
+                             *         "file": "s3://bucket/key"
+                             *       }
+                             *     }
+                             */
+                            errand: {
+                                name: string;
+                                type: string;
+                                /**
+                                 * @description All optional. `runAt` and `delay` exclude each other: send one or neither.
+                                 * @example {
+                                 *       "ttl": 60,
+                                 *       "retries": 2,
+                                 *       "priority": 500
+                                 *     }
+                                 */
+                                options?: {
+                                    /** @description Minutes an active errand may run before it is failed; 0 = no limit */
+                                    ttl?: number;
+                                    /** @description Re-queues after a failure */
+                                    retries?: number;
+                                    /** @description Higher is claimed first */
+                                    priority?: number;
+                                    deleteOnCompleted?: boolean;
+                                    /** @description Seconds an active errand may go unheard (claim, progress, log, heartbeat) before it fails with `Heartbeat timeout` */
+                                    heartbeat?: number;
+                                    /** @description Run no earlier than this time (ms since the epoch): the errand is scheduled. Not with `delay` (400) */
+                                    runAt?: number;
+                                    /** @description Run no earlier than this many ms after creation: the errand is scheduled. Not with `runAt` (400) */
+                                    delay?: number;
+                                    /** @description Wait before a failure re-queues: `delay` ms (fixed) or delay·2^(attempts-1), capped at 1 h (exponential) */
+                                    backoff?: {
+                                        /** @enum {string} */
+                                        type: "fixed" | "exponential";
+                                        delay: number;
+                                    };
+                                };
+                                /**
+                                 * @description Any JSON object
+                                 * @example {
+                                 *       "file": "s3://bucket/key"
+                                 *     }
+                                 */
+                                data?: {
+                                    [key: string]: unknown;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            paused: boolean;
+                            /** @enum {string} */
+                            overlap: "allow" | "skip";
+                            /** @description The next tick (ms since the epoch); null while paused */
+                            nextRunAt: number | null;
+                            /** @description The tick its last errand was created for; null before the first */
+                            lastRunAt: number | null;
+                            /** @description Its last errand's id */
+                            lastErrandId: string | null;
+                            created: number;
+                            /** @description When it was last PUT */
+                            updated: number;
+                        }[];
+                        next?: string | null;
+                    };
+                };
+            };
+            /** @description `limit` is not a whole number from 1 to 10000 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Invalid request",
+                     *       "error": "body.type: Expected string"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                        error?: string;
+                    };
+                };
+            };
             503: components["responses"]["StorageUnavailable"];
         };
     };

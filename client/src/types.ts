@@ -57,6 +57,12 @@ export type TypeControls = Body<"putV1TypesByType">;
 export type HistoryQuery = Query<"getV1TypesHistory">;
 export type HistoryMinute = Answer<"getV1TypesHistory">["results"][number];
 
+/** A schedule: its cron or interval, the errand it makes, its next and last run. */
+export type Schedule = Answer<"getV1SchedulesByName">["results"];
+/** What a schedule's PUT takes: `cron` (with `timezone`) or `every`, and the `errand`. */
+export type ScheduleSpec = Body<"putV1SchedulesByName">;
+export type SchedulePage = Answer<"getV1Schedules">;
+
 export type Health = Answer<"getHealth">;
 
 /** The error envelope every refusal carries. */
