@@ -316,14 +316,25 @@ describe.skipIf(onPostgres)("cost of the lists", () => {
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
     const sql = new ReadStatements(a.store.writer).errands;
     sql.pageScheduled.all(now, "x", 100);
-    sql.pageByName.all("e1", "e2", "", 100);
     const scheduled = sqlitePlanOf(a, sql.pageScheduled);
-    const byName = sqlitePlanOf(a, sql.pageByName);
     expect(scheduled.some((step) => step.includes("INDEX errands_due"))).toBe(true);
     // Served in index order: nothing to sort.
     expect(scheduled.filter((step) => step.includes("TEMP B-TREE"))).toEqual([]);
-    expect(byName.some((step) => step.includes("COVERING INDEX errands_name"))).toBe(true);
-    for (const plan of [scheduled, byName]) {
+    expect(scheduled.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
+    // Either way, from the start or from a cursor.
+    for (const [order, after] of [
+      ["oldest", ""],
+      ["newest", ""],
+      ["newest", "x"],
+    ] as const) {
+      const byName = sql.pageByName[order].of(after);
+      byName.all("e1", "e2", after, 100);
+      const plan = sqlitePlanOf(a, byName);
+      expect({ order, after, plan }).toEqual({
+        order,
+        after,
+        plan: expect.arrayContaining([expect.stringContaining("COVERING INDEX errands_name")]),
+      });
       expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
     }
   });
@@ -334,12 +345,12 @@ describe.skipIf(onPostgres)("cost of the filtered lists", () => {
     const a = app();
     await workAndRest(a);
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
-    const pages = new ReadStatements(a.store.writer).errands.page;
+    const pages = new ReadStatements(a.store.writer).errands.page.oldest;
     const ids = new ErrandWrites(a.store.writer).ids;
     for (const [filter, index] of SHAPES) {
       const name = index === "the primary key" ? "sqlite_autoindex_errands_1" : index;
       for (const statements of [pages, ids]) {
-        const statement = statements.of(filter);
+        const statement = statements.of(filter, "");
         statement.all(filter.type ?? null, filter.status ?? null, "", 100);
         const plan = a.store.writer
           .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
@@ -353,6 +364,44 @@ describe.skipIf(onPostgres)("cost of the filtered lists", () => {
         });
         // One step, in index order: nothing scanned whole, nothing sorted.
         expect(plan).toHaveLength(1);
+      }
+    }
+  });
+});
+
+describe.skipIf(onPostgres)("cost of the lists newest first", () => {
+  test("every shape of the status and type filter reads its index backwards, from the start or a cursor", async () => {
+    const a = app();
+    await workAndRest(a);
+    // No ANALYZE, as above.
+    const pages = new ReadStatements(a.store.writer).errands.page.newest;
+    for (const [filter, index] of SHAPES) {
+      const name = index === "the primary key" ? "sqlite_autoindex_errands_1" : index;
+      for (const after of ["", "x"]) {
+        const statement = pages.of(filter, after);
+        statement.all(filter.type ?? null, filter.status ?? null, after, 100);
+        const plan = sqlitePlanOf(a, statement);
+        // All errands from the start have no range to search: the primary key read from its
+        // end, stopped by the LIMIT.
+        expect({ filter, after, plan: plan.join("; ") }).toEqual({
+          filter,
+          after,
+          plan: expect.stringMatching(
+            new RegExp(`^(SEARCH|SCAN) errands USING (COVERING )?INDEX ${name}\\b`),
+          ),
+        });
+        // One step, nothing sorted: the index gives the order itself, walked backwards.
+        expect(plan).toHaveLength(1);
+        const opcodes = a.store.writer
+          .query<{ opcode: string }, []>(`EXPLAIN ${statement.toString()}`)
+          .all()
+          .map((row) => row.opcode);
+        expect({ filter, after, backwards: opcodes.includes("Prev") }).toEqual({
+          filter,
+          after,
+          backwards: true,
+        });
+        expect(opcodes).not.toContain("Next");
       }
     }
   });
@@ -372,7 +421,9 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       const cases: Array<[() => Promise<unknown>, string]> = [
         [() => reads.scheduledPage(null, 100), "errands_due"],
         [() => reads.scheduledPage({ runAt: now + 50, id: "x" }, 100), "errands_due"],
-        [() => reads.errandPageByName("e1", "", 100), "errands_name"],
+        [() => reads.errandPageByName("e1", "", 100, "oldest"), "errands_name"],
+        [() => reads.errandPageByName("e1", "", 100, "newest"), "errands_name"],
+        [() => reads.errandPageByName("e1", "x", 100, "newest"), "errands_name"],
       ];
       for (const [run, index] of cases) {
         const plan = await plansOf(run);
@@ -382,7 +433,7 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
     });
   });
 
-  test("every shape of the status and type filter reads an index in id order", async () => {
+  test("every shape of the status and type filter reads an index in id order, newest first backwards", async () => {
     const a = app();
     await workAndRest(a);
     const sql = await schemaConnection(a);
@@ -394,15 +445,20 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       const { tx, plansOf } = explainingTx(sql);
       for (const [filter, name] of SHAPES) {
         const index = name === "the primary key" ? "errands_pkey" : name;
-        // A page of the list, and a bulk action's ids.
-        for (const run of [
-          () => tx.errandPage(filter, "", 100),
-          () => tx.errandIdsWhere(filter, "x", 100),
-        ]) {
+        // A page of the list, a bulk action's ids, and a page newest first from the start and
+        // from a cursor.
+        for (const [run, scan] of [
+          [() => tx.errandPage(filter, "", 100, "oldest"), "Scan"],
+          [() => tx.errandIdsWhere(filter, "x", 100), "Scan"],
+          [() => tx.errandPage(filter, "", 100, "newest"), "Scan Backward"],
+          [() => tx.errandPage(filter, "x", 100, "newest"), "Scan Backward"],
+        ] as const) {
           const plan = await plansOf(run);
           expect({ filter, plan }).toEqual({
             filter,
-            plan: expect.stringMatching(new RegExp(`Index (Only )?Scan using ${index} on errands`)),
+            plan: expect.stringMatching(
+              new RegExp(`Index (Only )?${scan} using ${index} on errands`),
+            ),
           });
           expect(plan).not.toMatch(/Seq Scan|Sort/);
         }

@@ -170,9 +170,9 @@ export class ErrandService {
     const reads = this.driver.reads;
     if ("name" in filter) {
       const { name } = filter;
-      return (after: string, limit: number) => reads.errandPageByName(name, after, limit);
+      return (after: string, limit: number) => reads.errandPageByName(name, after, limit, "oldest");
     }
-    return (after: string, limit: number) => reads.errandPage(filter, after, limit);
+    return (after: string, limit: number) => reads.errandPage(filter, after, limit, "oldest");
   }
 
   /**
