@@ -186,25 +186,26 @@ describe("search by name prefix", () => {
   });
 });
 
-describe("status and type together", () => {
-  /** Errands of types a, b and c, each inactive, failed or completed, in creation order. */
-  async function mixed(a: TestApp) {
-    const made: Array<{ id: string; type: string; status: string }> = [];
-    for (let i = 0; i < 18; i++) {
-      const type = ["a", "b", "c"][i % 3] ?? "a";
-      const { id } = await create(a, { name: `m${i}`, type });
-      const status = ["inactive", "failed", "completed"][Math.floor(i / 2) % 3] ?? "inactive";
-      if (status === "failed") {
-        expect((await a.call("PUT", `/v1/errand/${id}/failed`, { reason: "no" })).status).toBe(200);
-      }
-      if (status === "completed") {
-        expect((await a.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
-      }
-      made.push({ id, type, status });
+/** Errands of types a, b and c, each inactive, failed or completed, in creation order. */
+async function mixed(a: TestApp) {
+  const made: Array<{ id: string; name: string; type: string; status: string }> = [];
+  for (let i = 0; i < 18; i++) {
+    const type = ["a", "b", "c"][i % 3] ?? "a";
+    const name = `m${i}`;
+    const { id } = await create(a, { name, type });
+    const status = ["inactive", "failed", "completed"][Math.floor(i / 2) % 3] ?? "inactive";
+    if (status === "failed") {
+      expect((await a.call("PUT", `/v1/errand/${id}/failed`, { reason: "no" })).status).toBe(200);
     }
-    return made;
+    if (status === "completed") {
+      expect((await a.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+    }
+    made.push({ id, name, type, status });
   }
+  return made;
+}
 
+describe("status and type together", () => {
   test("?status= and ?type=, alone or together, list the matching errands streamed and paged", async () => {
     const a = app();
     const made = await mixed(a);
@@ -282,6 +283,126 @@ describe("status and type together", () => {
     expect(
       (await a.call("GET", "/v1/errands?status=inactive&type=work")).body.results,
     ).toHaveLength(1);
+  });
+});
+
+describe("newest first", () => {
+  /** Every shape of filter GET /v1/errands takes, with the errands of `mixed` it matches. */
+  const FILTERS: Array<Record<string, string>> = [
+    {},
+    { status: "failed" },
+    { type: "b" },
+    { status: "failed", type: "a" },
+    { status: "completed", type: "c" },
+    { status: "active", type: "a" },
+    { name: "m1" },
+    { name: "m" },
+    { name: "n" },
+  ];
+  const matching = (made: Awaited<ReturnType<typeof mixed>>, filter: Record<string, string>) =>
+    made.filter(
+      (e) =>
+        (filter.status === undefined || e.status === filter.status) &&
+        (filter.type === undefined || e.type === filter.type) &&
+        (filter.name === undefined || e.name.startsWith(filter.name)),
+    );
+
+  test("?order=newest pages through every filter to the end, each errand once, newest first, and streams the same", async () => {
+    const a = app();
+    const made = await mixed(a);
+    for (const filter of FILTERS) {
+      const expected = matching(made, filter)
+        .map((e) => e.id)
+        .reverse();
+      const query = new URLSearchParams({ ...filter, order: "newest" }).toString();
+      const streamed = await a.call("GET", `/v1/errands?${query}`);
+      expect(streamed.status).toBe(200);
+      expect({ filter, ids: streamed.body.results.map((e: { id: string }) => e.id) }).toEqual({
+        filter,
+        ids: expected,
+      });
+      for (const limit of [1, 2, 5]) {
+        const pages = await allPages(a, `/v1/errands?${query}`, limit);
+        expect({ filter, limit, ids: pages.flat() }).toEqual({ filter, limit, ids: expected });
+        // Full pages until the last.
+        expect(pages.slice(0, -1).every((page) => page.length === limit)).toBe(true);
+      }
+      // Oldest first is the default, and the same list the other way round.
+      const oldest = new URLSearchParams({ ...filter, order: "oldest" }).toString();
+      for (const path of [`/v1/errands?${oldest}`, `/v1/errands?${new URLSearchParams(filter)}`]) {
+        const answer = await a.call("GET", path);
+        expect(answer.body.results.map((e: { id: string }) => e.id)).toEqual(
+          [...expected].reverse(),
+        );
+      }
+    }
+    // Streamed newest first across more than one of the stream's pages (500 errands each).
+    const errands = Array.from({ length: 1200 }, (_, i) => ({ name: `bulk${i}`, type: "bulk" }));
+    for (const batch of [errands.slice(0, 600), errands.slice(600)]) {
+      expect((await a.call("POST", "/v1/errands/batch", { errands: batch })).status).toBe(200);
+    }
+    const all = await a.call("GET", "/v1/errands?order=newest&type=bulk");
+    const names = all.body.results.map((e: { name: string }) => e.name);
+    expect(names).toEqual(errands.map((e) => e.name).reverse());
+  });
+
+  test("a newest-first cursor resumes before it, whether or not it matches", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const ids = (answer: { body: { results: Array<{ id: string }> } }) =>
+      answer.body.results.map((e) => e.id);
+    for (const filter of FILTERS) {
+      const newest = matching(made, filter)
+        .map((e) => e.id)
+        .reverse();
+      const query = new URLSearchParams({ ...filter, order: "newest" }).toString();
+      // Every errand's id as the cursor, of the filter or not, and an id no errand has: the
+      // matching errands created before it, paged and streamed.
+      const cursors = [...made.map((e) => e.id), `${made[9]?.id}0`];
+      for (const after of cursors) {
+        const before = newest.filter((id) => id < after);
+        const paged = await a.call("GET", `/v1/errands?${query}&limit=100&after=${after}`);
+        expect({ filter, after, ids: ids(paged) }).toEqual({ filter, after, ids: before });
+        expect(paged.body.next).toBeNull();
+        const streamed = await a.call("GET", `/v1/errands?${query}&after=${after}`);
+        expect({ filter, after, ids: ids(streamed) }).toEqual({ filter, after, ids: before });
+      }
+    }
+    // `next` is the last id of the page, as oldest first.
+    const first = await a.call("GET", "/v1/errands?order=newest&limit=3");
+    expect(first.body.next).toBe(made[15]?.id);
+  });
+
+  test("an order other than oldest or newest is 400 naming query.order", async () => {
+    const a = app();
+    await create(a, { name: "n" });
+    for (const query of [
+      "order=",
+      "order=NEWEST",
+      "order=desc",
+      "order=latest",
+      "order=newest&limit=2&status=nope",
+      "order=x&name=n",
+    ]) {
+      const answer = await a.call("GET", `/v1/errands?${query}`);
+      expect({ query, status: answer.status }).toEqual({ query, status: 400 });
+      expect(answer.body.message).toBe("Invalid request");
+      expect(answer.body.error).toMatch(/^query\.(order|status)/);
+    }
+    const answer = await a.call("GET", "/v1/errands?order=sideways");
+    expect(answer.body.error).toMatch(/^query\.order\b.*oldest or newest/);
+  });
+
+  test("the v1 list by status or type takes no order, as before", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const refused = await a.call("GET", "/v1/errands/list/type/a?order=newest");
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatch(/^query\.order/);
+    const answer = await a.call("GET", "/v1/errands/list/type/a");
+    expect(answer.body.results.map((e: { id: string }) => e.id)).toEqual(
+      made.filter((e) => e.type === "a").map((e) => e.id),
+    );
   });
 });
 
