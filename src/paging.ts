@@ -1,8 +1,8 @@
-// Lists in key order (an id, or a schedule's name), a page at a time: one page with the cursor
-// of the next (?limit=&after=), or the whole list streamed page by page, so memory stays flat
-// however long it is.
+// Lists in key order (an id, either way, or a schedule's name), a page at a time: one page
+// with the cursor of the next (?limit=&after=), or the whole list streamed page by page, so
+// memory stays flat however long it is.
 
-/** Reads up to `limit` rows with a key after `after`, in key order. */
+/** Reads up to `limit` rows with a key after `after` in the list's order. */
 export type ReadPage<R> = (after: string, limit: number) => Promise<R[]>;
 
 /** A row's key, where a page after it resumes: its id unless the list says otherwise. */

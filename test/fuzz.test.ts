@@ -209,6 +209,7 @@ const QUERY_VALUES: Record<string, string[]> = {
   limit: ["0", "1", "3", "10001", "-5", "abc", "1.5", "9".repeat(30)],
   after: ["", "0", "z", "x".repeat(65), "%ZZ", "1767225600000:z", "-1:a"],
   name: ["e", "f", "", "%25", "_", "%ZZ", "x".repeat(1001)],
+  order: ["oldest", "newest", "newest", "", "NEWEST", "desc"],
   type: [...TYPES, "", "%ZZ"],
   wait: ["0.001", "0.01", "0.02", "1e-3", "0", "-1", "61", "Infinity", "NaN", "abc", ""],
   count: ["1", "3", "100", "0", "101", "1.5", "-1", "abc", ""],
@@ -234,7 +235,7 @@ function queryKeysOf(path: string): string[] {
   if (path.startsWith("/v1/pipeline")) return ["dryRun"];
   if (path.startsWith("/v1/errands/scheduled")) return ["limit", "after"];
   if (path === "/v1/errands" || path === "/v1/errands/") {
-    return ["limit", "after", "name", "status", "type"];
+    return ["limit", "after", "name", "status", "type", "order"];
   }
   if (path.startsWith("/v1/errands")) return ["limit", "after"];
   if (path.startsWith("/v1/types/history")) return ["minutes", "type"];
@@ -659,6 +660,12 @@ async function consistencyProblems(app: TestApp): Promise<string[]> {
   const listed = await app.call("GET", "/v1/errands");
   if (listed.status !== 200) problems.push(`list answered ${listed.status}`);
   const errands = listed.body.results as Array<Record<string, unknown>>;
+  // Newest first is the same list the other way round.
+  const newest = await app.call("GET", "/v1/errands?order=newest");
+  const ids = (list: Array<Record<string, unknown>>) => JSON.stringify(list.map((e) => e.id));
+  if (ids(newest.body.results) !== ids([...errands].reverse())) {
+    problems.push("the list newest first is not the list oldest first reversed");
+  }
   let byStatus = 0;
   for (const status of STATUSES) {
     byStatus += (await app.call("GET", `/v1/errands/list/status/${status}`)).body.results.length;

@@ -215,7 +215,7 @@ function countCommits(driver: PostgresDriver): () => number {
 export async function storedErrands(a: TestApp): Promise<ErrandRecord[]> {
   const all: ErrandRecord[] = [];
   for (let after = ""; ; ) {
-    const page = await a.store.reads.errandPage({}, after, 1000);
+    const page = await a.store.reads.errandPage({}, after, 1000, "oldest");
     all.push(...page);
     if (page.length < 1000) return all;
     after = page.at(-1)?.id ?? after;

@@ -186,25 +186,26 @@ describe("search by name prefix", () => {
   });
 });
 
-describe("status and type together", () => {
-  /** Errands of types a, b and c, each inactive, failed or completed, in creation order. */
-  async function mixed(a: TestApp) {
-    const made: Array<{ id: string; type: string; status: string }> = [];
-    for (let i = 0; i < 18; i++) {
-      const type = ["a", "b", "c"][i % 3] ?? "a";
-      const { id } = await create(a, { name: `m${i}`, type });
-      const status = ["inactive", "failed", "completed"][Math.floor(i / 2) % 3] ?? "inactive";
-      if (status === "failed") {
-        expect((await a.call("PUT", `/v1/errand/${id}/failed`, { reason: "no" })).status).toBe(200);
-      }
-      if (status === "completed") {
-        expect((await a.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
-      }
-      made.push({ id, type, status });
+/** Errands of types a, b and c, each inactive, failed or completed, in creation order. */
+async function mixed(a: TestApp) {
+  const made: Array<{ id: string; name: string; type: string; status: string }> = [];
+  for (let i = 0; i < 18; i++) {
+    const type = ["a", "b", "c"][i % 3] ?? "a";
+    const name = `m${i}`;
+    const { id } = await create(a, { name, type });
+    const status = ["inactive", "failed", "completed"][Math.floor(i / 2) % 3] ?? "inactive";
+    if (status === "failed") {
+      expect((await a.call("PUT", `/v1/errand/${id}/failed`, { reason: "no" })).status).toBe(200);
     }
-    return made;
+    if (status === "completed") {
+      expect((await a.call("PUT", `/v1/errand/${id}/completed`, {})).status).toBe(200);
+    }
+    made.push({ id, name, type, status });
   }
+  return made;
+}
 
+describe("status and type together", () => {
   test("?status= and ?type=, alone or together, list the matching errands streamed and paged", async () => {
     const a = app();
     const made = await mixed(a);
@@ -285,6 +286,126 @@ describe("status and type together", () => {
   });
 });
 
+describe("newest first", () => {
+  /** Every shape of filter GET /v1/errands takes, with the errands of `mixed` it matches. */
+  const FILTERS: Array<Record<string, string>> = [
+    {},
+    { status: "failed" },
+    { type: "b" },
+    { status: "failed", type: "a" },
+    { status: "completed", type: "c" },
+    { status: "active", type: "a" },
+    { name: "m1" },
+    { name: "m" },
+    { name: "n" },
+  ];
+  const matching = (made: Awaited<ReturnType<typeof mixed>>, filter: Record<string, string>) =>
+    made.filter(
+      (e) =>
+        (filter.status === undefined || e.status === filter.status) &&
+        (filter.type === undefined || e.type === filter.type) &&
+        (filter.name === undefined || e.name.startsWith(filter.name)),
+    );
+
+  test("?order=newest pages through every filter to the end, each errand once, newest first, and streams the same", async () => {
+    const a = app();
+    const made = await mixed(a);
+    for (const filter of FILTERS) {
+      const expected = matching(made, filter)
+        .map((e) => e.id)
+        .reverse();
+      const query = new URLSearchParams({ ...filter, order: "newest" }).toString();
+      const streamed = await a.call("GET", `/v1/errands?${query}`);
+      expect(streamed.status).toBe(200);
+      expect({ filter, ids: streamed.body.results.map((e: { id: string }) => e.id) }).toEqual({
+        filter,
+        ids: expected,
+      });
+      for (const limit of [1, 2, 5]) {
+        const pages = await allPages(a, `/v1/errands?${query}`, limit);
+        expect({ filter, limit, ids: pages.flat() }).toEqual({ filter, limit, ids: expected });
+        // Full pages until the last.
+        expect(pages.slice(0, -1).every((page) => page.length === limit)).toBe(true);
+      }
+      // Oldest first is the default, and the same list the other way round.
+      const oldest = new URLSearchParams({ ...filter, order: "oldest" }).toString();
+      for (const path of [`/v1/errands?${oldest}`, `/v1/errands?${new URLSearchParams(filter)}`]) {
+        const answer = await a.call("GET", path);
+        expect(answer.body.results.map((e: { id: string }) => e.id)).toEqual(
+          [...expected].reverse(),
+        );
+      }
+    }
+    // Streamed newest first across more than one of the stream's pages (500 errands each).
+    const errands = Array.from({ length: 1200 }, (_, i) => ({ name: `bulk${i}`, type: "bulk" }));
+    for (const batch of [errands.slice(0, 600), errands.slice(600)]) {
+      expect((await a.call("POST", "/v1/errands/batch", { errands: batch })).status).toBe(200);
+    }
+    const all = await a.call("GET", "/v1/errands?order=newest&type=bulk");
+    const names = all.body.results.map((e: { name: string }) => e.name);
+    expect(names).toEqual(errands.map((e) => e.name).reverse());
+  });
+
+  test("a newest-first cursor resumes before it, whether or not it matches", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const ids = (answer: { body: { results: Array<{ id: string }> } }) =>
+      answer.body.results.map((e) => e.id);
+    for (const filter of FILTERS) {
+      const newest = matching(made, filter)
+        .map((e) => e.id)
+        .reverse();
+      const query = new URLSearchParams({ ...filter, order: "newest" }).toString();
+      // Every errand's id as the cursor, of the filter or not, and an id no errand has: the
+      // matching errands created before it, paged and streamed.
+      const cursors = [...made.map((e) => e.id), `${made[9]?.id}0`];
+      for (const after of cursors) {
+        const before = newest.filter((id) => id < after);
+        const paged = await a.call("GET", `/v1/errands?${query}&limit=100&after=${after}`);
+        expect({ filter, after, ids: ids(paged) }).toEqual({ filter, after, ids: before });
+        expect(paged.body.next).toBeNull();
+        const streamed = await a.call("GET", `/v1/errands?${query}&after=${after}`);
+        expect({ filter, after, ids: ids(streamed) }).toEqual({ filter, after, ids: before });
+      }
+    }
+    // `next` is the last id of the page, as oldest first.
+    const first = await a.call("GET", "/v1/errands?order=newest&limit=3");
+    expect(first.body.next).toBe(made[15]?.id);
+  });
+
+  test("an order other than oldest or newest is 400 naming query.order", async () => {
+    const a = app();
+    await create(a, { name: "n" });
+    for (const query of [
+      "order=",
+      "order=NEWEST",
+      "order=desc",
+      "order=latest",
+      "order=newest&limit=2&status=nope",
+      "order=x&name=n",
+    ]) {
+      const answer = await a.call("GET", `/v1/errands?${query}`);
+      expect({ query, status: answer.status }).toEqual({ query, status: 400 });
+      expect(answer.body.message).toBe("Invalid request");
+      expect(answer.body.error).toMatch(/^query\.(order|status)/);
+    }
+    const answer = await a.call("GET", "/v1/errands?order=sideways");
+    expect(answer.body.error).toMatch(/^query\.order\b.*oldest or newest/);
+  });
+
+  test("the v1 list by status or type takes no order, as before", async () => {
+    const a = app();
+    const made = await mixed(a);
+    const refused = await a.call("GET", "/v1/errands/list/type/a?order=newest");
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatch(/^query\.order/);
+    const answer = await a.call("GET", "/v1/errands/list/type/a");
+    expect(answer.body.results.map((e: { id: string }) => e.id)).toEqual(
+      made.filter((e) => e.type === "a").map((e) => e.id),
+    );
+  });
+});
+
 /** Every shape of a filter: all errands, a status, a type, both. */
 const SHAPES: Array<[ErrandFilter, string]> = [
   [{}, "the primary key"],
@@ -316,14 +437,25 @@ describe.skipIf(onPostgres)("cost of the lists", () => {
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
     const sql = new ReadStatements(a.store.writer).errands;
     sql.pageScheduled.all(now, "x", 100);
-    sql.pageByName.all("e1", "e2", "", 100);
     const scheduled = sqlitePlanOf(a, sql.pageScheduled);
-    const byName = sqlitePlanOf(a, sql.pageByName);
     expect(scheduled.some((step) => step.includes("INDEX errands_due"))).toBe(true);
     // Served in index order: nothing to sort.
     expect(scheduled.filter((step) => step.includes("TEMP B-TREE"))).toEqual([]);
-    expect(byName.some((step) => step.includes("COVERING INDEX errands_name"))).toBe(true);
-    for (const plan of [scheduled, byName]) {
+    expect(scheduled.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
+    // Either way, from the start or from a cursor.
+    for (const [order, after] of [
+      ["oldest", ""],
+      ["newest", ""],
+      ["newest", "x"],
+    ] as const) {
+      const byName = sql.pageByName[order].of(after);
+      byName.all("e1", "e2", after, 100);
+      const plan = sqlitePlanOf(a, byName);
+      expect({ order, after, plan }).toEqual({
+        order,
+        after,
+        plan: expect.arrayContaining([expect.stringContaining("COVERING INDEX errands_name")]),
+      });
       expect(plan.filter((step) => /^SCAN errands\b(?! USING)/.test(step))).toEqual([]);
     }
   });
@@ -334,12 +466,12 @@ describe.skipIf(onPostgres)("cost of the filtered lists", () => {
     const a = app();
     await workAndRest(a);
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
-    const pages = new ReadStatements(a.store.writer).errands.page;
+    const pages = new ReadStatements(a.store.writer).errands.page.oldest;
     const ids = new ErrandWrites(a.store.writer).ids;
     for (const [filter, index] of SHAPES) {
       const name = index === "the primary key" ? "sqlite_autoindex_errands_1" : index;
       for (const statements of [pages, ids]) {
-        const statement = statements.of(filter);
+        const statement = statements.of(filter, "");
         statement.all(filter.type ?? null, filter.status ?? null, "", 100);
         const plan = a.store.writer
           .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${statement.toString()}`)
@@ -353,6 +485,44 @@ describe.skipIf(onPostgres)("cost of the filtered lists", () => {
         });
         // One step, in index order: nothing scanned whole, nothing sorted.
         expect(plan).toHaveLength(1);
+      }
+    }
+  });
+});
+
+describe.skipIf(onPostgres)("cost of the lists newest first", () => {
+  test("every shape of the status and type filter reads its index backwards, from the start or a cursor", async () => {
+    const a = app();
+    await workAndRest(a);
+    // No ANALYZE, as above.
+    const pages = new ReadStatements(a.store.writer).errands.page.newest;
+    for (const [filter, index] of SHAPES) {
+      const name = index === "the primary key" ? "sqlite_autoindex_errands_1" : index;
+      for (const after of ["", "x"]) {
+        const statement = pages.of(filter, after);
+        statement.all(filter.type ?? null, filter.status ?? null, after, 100);
+        const plan = sqlitePlanOf(a, statement);
+        // All errands from the start have no range to search: the primary key read from its
+        // end, stopped by the LIMIT.
+        expect({ filter, after, plan: plan.join("; ") }).toEqual({
+          filter,
+          after,
+          plan: expect.stringMatching(
+            new RegExp(`^(SEARCH|SCAN) errands USING (COVERING )?INDEX ${name}\\b`),
+          ),
+        });
+        // One step, nothing sorted: the index gives the order itself, walked backwards.
+        expect(plan).toHaveLength(1);
+        const opcodes = a.store.writer
+          .query<{ opcode: string }, []>(`EXPLAIN ${statement.toString()}`)
+          .all()
+          .map((row) => row.opcode);
+        expect({ filter, after, backwards: opcodes.includes("Prev") }).toEqual({
+          filter,
+          after,
+          backwards: true,
+        });
+        expect(opcodes).not.toContain("Next");
       }
     }
   });
@@ -372,7 +542,9 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       const cases: Array<[() => Promise<unknown>, string]> = [
         [() => reads.scheduledPage(null, 100), "errands_due"],
         [() => reads.scheduledPage({ runAt: now + 50, id: "x" }, 100), "errands_due"],
-        [() => reads.errandPageByName("e1", "", 100), "errands_name"],
+        [() => reads.errandPageByName("e1", "", 100, "oldest"), "errands_name"],
+        [() => reads.errandPageByName("e1", "", 100, "newest"), "errands_name"],
+        [() => reads.errandPageByName("e1", "x", 100, "newest"), "errands_name"],
       ];
       for (const [run, index] of cases) {
         const plan = await plansOf(run);
@@ -382,7 +554,7 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
     });
   });
 
-  test("every shape of the status and type filter reads an index in id order", async () => {
+  test("every shape of the status and type filter reads an index in id order, newest first backwards", async () => {
     const a = app();
     await workAndRest(a);
     const sql = await schemaConnection(a);
@@ -394,15 +566,20 @@ describe.skipIf(!onPostgres)("cost of the lists on PostgreSQL", () => {
       const { tx, plansOf } = explainingTx(sql);
       for (const [filter, name] of SHAPES) {
         const index = name === "the primary key" ? "errands_pkey" : name;
-        // A page of the list, and a bulk action's ids.
-        for (const run of [
-          () => tx.errandPage(filter, "", 100),
-          () => tx.errandIdsWhere(filter, "x", 100),
-        ]) {
+        // A page of the list, a bulk action's ids, and a page newest first from the start and
+        // from a cursor.
+        for (const [run, scan] of [
+          [() => tx.errandPage(filter, "", 100, "oldest"), "Scan"],
+          [() => tx.errandIdsWhere(filter, "x", 100), "Scan"],
+          [() => tx.errandPage(filter, "", 100, "newest"), "Scan Backward"],
+          [() => tx.errandPage(filter, "x", 100, "newest"), "Scan Backward"],
+        ] as const) {
           const plan = await plansOf(run);
           expect({ filter, plan }).toEqual({
             filter,
-            plan: expect.stringMatching(new RegExp(`Index (Only )?Scan using ${index} on errands`)),
+            plan: expect.stringMatching(
+              new RegExp(`Index (Only )?${scan} using ${index} on errands`),
+            ),
           });
           expect(plan).not.toMatch(/Seq Scan|Sort/);
         }

@@ -549,7 +549,7 @@ describe("per-type controls", () => {
     await a.call("PUT", "/v1/types/work", { concurrency: 3 });
     const answers = await Promise.all(Array.from({ length: 50 }, () => claim(a)));
     expect(answers.filter((x) => x.status === 200).length).toBe(3);
-    const active = await a.store.reads.errandPage({ status: "active" }, "", 100);
+    const active = await a.store.reads.errandPage({ status: "active" }, "", 100, "oldest");
     expect(active).toHaveLength(3);
     // A finished errand frees a slot.
     const first = answers.find((x) => x.status === 200)?.body.results.id;

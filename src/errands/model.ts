@@ -310,9 +310,21 @@ const TypeFilter = t.String({
   error: "type must not be empty",
 });
 
-/** GET /v1/errands: the paging of every list, a status and a type, or a name prefix. */
+/** Which way GET /v1/errands runs: creation order, the oldest or the newest first. */
+export const ListOrder = t.Union([t.Literal("oldest"), t.Literal("newest")], {
+  description:
+    "`oldest` (the default) or `newest` first; `after` is in this order: newest first, the page holds the errands created before it",
+  error: "order must be oldest or newest",
+});
+export type ListOrder = Static<typeof ListOrder>;
+
+/**
+ * GET /v1/errands: the paging of every list, a status and a type, or a name prefix, either
+ * way.
+ */
 export const ListQuery = t.Object({
   ...Paging.properties,
+  order: t.Optional(ListOrder),
   status: t.Optional(Status),
   type: t.Optional(TypeFilter),
   name: t.Optional(

@@ -25,6 +25,7 @@ import {
   invalidDuration,
   KeyReused,
   ListKey,
+  type ListOrder,
   ListQuery,
   LogBody,
   MAX_CLAIM_COUNT,
@@ -78,11 +79,17 @@ const ackRefused = errorBody(
 );
 
 export function errandRoutes(errands: ErrandService, waiters: Waiters) {
-  /** The whole list as v1 answered it, streamed page by page; or one page with ?limit. */
-  const list = (filter: Filter, query: { limit?: number; after?: string }) => {
-    if (query.limit === undefined) return streamList(errands.pages(filter, query.after ?? ""));
+  /**
+   * The whole list as v1 answered it (oldest first unless `order` says), streamed page by page;
+   * or one page with ?limit.
+   */
+  const list = (filter: Filter, query: { limit?: number; after?: string; order?: ListOrder }) => {
+    const order = query.order ?? "oldest";
+    if (query.limit === undefined) {
+      return streamList(errands.pages(filter, order, query.after ?? ""));
+    }
     return errands
-      .page(filter, query.after ?? "", query.limit)
+      .page(filter, order, query.after ?? "", query.limit)
       .then((page) => ({ status: "OK" as const, results: page.errands, next: page.next }));
   };
 
@@ -123,13 +130,13 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
       response: {
         200: OkPage,
         400: errorBody(
-          "`limit` is not a whole number from 1 to 10000, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type`",
+          "`limit` is not a whole number from 1 to 10000, `order` is neither `oldest` nor `newest`, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type`",
         ),
       },
       detail: {
         summary: "List errands",
         description:
-          "Every errand in creation order, streamed. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page.",
+          "Every errand in creation order, streamed; with `order=newest`, the newest first. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page (newest first, the errands created before it).",
       },
     })
     .get(

@@ -24,6 +24,7 @@ import { pageOf, pagesOf } from "../paging.ts";
 import type {
   Driver,
   ErrandFilter,
+  ListOrder,
   Reads,
   ScheduledCursor,
   Staged,
@@ -149,9 +150,9 @@ export class ErrandService {
     return this.withDependencyResults(reads, toErrand(record, await reads.logs(id)));
   }
 
-  /** Pages of errands in creation order, read from committed data. */
-  async *pages(filter: Filter, after = ""): AsyncGenerator<Errand[]> {
-    for await (const records of pagesOf(this.readPage(filter), after)) {
+  /** Pages of errands in creation order, either way, read from committed data. */
+  async *pages(filter: Filter, order: ListOrder, after = ""): AsyncGenerator<Errand[]> {
+    for await (const records of pagesOf(this.readPage(filter, order), after)) {
       yield await this.withLogs(records);
     }
   }
@@ -159,20 +160,21 @@ export class ErrandService {
   /** One page and the cursor of the next, or null when this is the last. */
   async page(
     filter: Filter,
+    order: ListOrder,
     after: string,
     limit: number,
   ): Promise<{ errands: Errand[]; next: string | null }> {
-    const { rows, next } = await pageOf(this.readPage(filter), after, limit);
+    const { rows, next } = await pageOf(this.readPage(filter, order), after, limit);
     return { errands: await this.withLogs(rows), next };
   }
 
-  private readPage(filter: Filter) {
+  private readPage(filter: Filter, order: ListOrder) {
     const reads = this.driver.reads;
     if ("name" in filter) {
       const { name } = filter;
-      return (after: string, limit: number) => reads.errandPageByName(name, after, limit);
+      return (after: string, limit: number) => reads.errandPageByName(name, after, limit, order);
     }
-    return (after: string, limit: number) => reads.errandPage(filter, after, limit);
+    return (after: string, limit: number) => reads.errandPage(filter, after, limit, order);
   }
 
   /**

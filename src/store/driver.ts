@@ -29,6 +29,12 @@ export interface ErrandFilter {
   type?: string;
 }
 
+/**
+ * Which way a list of errands runs by id (creation order): the oldest first or the newest
+ * first. A cursor `after` is in that order: newest first, a page holds ids below it.
+ */
+export type ListOrder = "oldest" | "newest";
+
 /** Where a page of scheduled errands resumes: just after this errand. */
 export interface ScheduledCursor {
   runAt: number;
@@ -42,8 +48,16 @@ export interface Reads {
   logs(id: string): Promise<LogEntry[]>;
   /** The logs of many errands in one query (a page of a list), by errand id. */
   logsOf(ids: string[]): Promise<Map<string, LogEntry[]>>;
-  /** Up to `limit` errands with an id after `after`, in id (creation) order. */
-  errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]>;
+  /**
+   * Up to `limit` errands after `after` in `order` (creation order, either way); `after` ""
+   * starts at the first.
+   */
+  errandPage(
+    filter: ErrandFilter,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]>;
   /**
    * Up to `limit` scheduled errands (waiting for `runAt` or a backoff) after `after`, soonest
    * first: in (runAt, id) order. With `after` null, from the soonest.
@@ -51,9 +65,14 @@ export interface Reads {
   scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]>;
   /**
    * Up to `limit` errands whose name starts with `prefix` (compared literally, code point by
-   * code point), with an id after `after`, in id order.
+   * code point), after `after` in `order`, as errandPage.
    */
-  errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]>;
+  errandPageByName(
+    prefix: string,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]>;
 
   pipeline(id: string): Promise<PipelineRecord | null>;
   pipelinePage(

@@ -195,7 +195,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           return {
             errand: await r.errand(e.id),
             logs: await r.logs(e.id),
-            page: await r.errandPage({}, "", 10),
+            page: await r.errandPage({}, "", 10, "oldest"),
             events: await r.eventsAfter(0, 10),
             counts: await counts(r),
             controls: await r.typeControls(),
@@ -212,7 +212,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         const r = driver.reads;
         expect(await r.errand(e.id)).toEqual(e);
         expect(await r.logs(e.id)).toEqual([line("hello")]);
-        expect(ids(await r.errandPage({}, "", 10))).toEqual([e.id]);
+        expect(ids(await r.errandPage({}, "", 10, "oldest"))).toEqual([e.id]);
         expect((await logged(driver, 1)).map((x) => x.event)).toEqual(["created"]);
         expect(await counts(r)).toEqual({ "t/inactive": 1 });
         expect(await r.typeControls()).toEqual([{ type: "t", paused: true, concurrency: null }]);
@@ -238,8 +238,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
             locked: await tx.lockErrand(c.id),
             logs: await tx.logs(c.id),
             logsOf: (await tx.logsOf([c.id])).get(c.id),
-            page: ids(await tx.errandPage({}, "", 10)),
-            byType: ids(await tx.errandPage({ type: "u" }, "", 10)),
+            page: ids(await tx.errandPage({}, "", 10, "oldest")),
+            byType: ids(await tx.errandPage({ type: "u" }, "", 10, "oldest")),
             pipeline: await tx.pipeline(p.id),
             pipelines: ids(await tx.pipelinePage(undefined, "", 10)),
             pipelineErrands: ids(await tx.pipelineErrands(p.id)),
@@ -342,7 +342,10 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           }),
         ]);
         expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-        expect(ids(await driver.reads.errandPage({}, "", 10))).toEqual([errandId(1), errandId(3)]);
+        expect(ids(await driver.reads.errandPage({}, "", 10, "oldest"))).toEqual([
+          errandId(1),
+          errandId(3),
+        ]);
         expect((await logged(driver, 1)).map((e) => e.payload)).toEqual(['"kept"']);
         expect(await counts(driver.reads)).toEqual({ "t/inactive": 1, "u/inactive": 1 });
       });
@@ -405,7 +408,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         });
         await expect(staged).rejects.toBe(boom);
         await insert(driver, errand(2));
-        expect(ids(await driver.reads.errandPage({}, "", 10))).toEqual([errandId(2)]);
+        expect(ids(await driver.reads.errandPage({}, "", 10, "oldest"))).toEqual([errandId(2)]);
       });
 
       test("concurrent writes that lock the same errand never lose an update", async () => {
@@ -487,7 +490,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           expect(await driver.write((tx) => tx.lockErrand(e.id))).toStrictEqual(e);
           expect(await driver.write((tx) => tx.errand(e.id))).toStrictEqual(e);
         }
-        expect(await driver.reads.errandPage({}, "", 10)).toStrictEqual([full, bare]);
+        expect(await driver.reads.errandPage({}, "", 10, "oldest")).toStrictEqual([full, bare]);
         expect(await driver.reads.pipelineErrands(p.id)).toStrictEqual([full]);
         expect(await driver.reads.errand(errandId(3))).toBeNull();
         expect(await driver.write((tx) => tx.lockErrand(errandId(3)))).toBeNull();
@@ -883,7 +886,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errand(4),
         );
         const page = (after: string, limit: number) =>
-          driver.reads.errandPage({}, after, limit).then(ids);
+          driver.reads.errandPage({}, after, limit, "oldest").then(ids);
         expect(await page("", 10)).toEqual([1, 2, 3, 4, 5].map(errandId));
         expect(await page("", 2)).toEqual([1, 2].map(errandId));
         expect(await page(errandId(2), 2)).toEqual([3, 4].map(errandId));
@@ -905,7 +908,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           running(6, { type: "a" }),
         );
         const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
-          driver.reads.errandPage(filter, after, limit).then(ids);
+          driver.reads.errandPage(filter, after, limit, "oldest").then(ids);
         const active = { status: "active" } as const;
         expect(await page(active)).toEqual([2, 4, 6].map(errandId));
         expect(await page(active, errandId(2), 1)).toEqual([errandId(4)]);
@@ -915,7 +918,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await page(typeA)).toEqual([1, 4, 5, 6].map(errandId));
         expect(await page(typeA, errandId(1), 2)).toEqual([4, 5].map(errandId));
         expect(await page({ type: "c" })).toEqual([]);
-        expect(await driver.reads.errandPage(active, "", 1)).toStrictEqual([
+        expect(await driver.reads.errandPage(active, "", 1, "oldest")).toStrictEqual([
           running(2, { type: "b" }),
         ]);
       });
@@ -934,7 +937,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errand(7, { type: "ab", status: "failed" }),
         );
         const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
-          driver.reads.errandPage(filter, after, limit).then(ids);
+          driver.reads.errandPage(filter, after, limit, "oldest").then(ids);
         const activeA = { status: "active", type: "a" } as const;
         expect(await page(activeA)).toEqual([2, 4, 6].map(errandId));
         expect(await page(activeA, errandId(2), 1)).toEqual([errandId(4)]);
@@ -945,9 +948,52 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         // An absent key does not filter: {} is every errand.
         expect(await page({ status: undefined, type: "ab" })).toEqual([errandId(7)]);
         expect(await page({}, errandId(5), 2)).toEqual([6, 7].map(errandId));
-        expect(await driver.reads.errandPage({ status: "failed", type: "a" }, "", 1)).toStrictEqual(
-          [errand(1, { type: "a", status: "failed" })],
+        expect(
+          await driver.reads.errandPage({ status: "failed", type: "a" }, "", 1, "oldest"),
+        ).toStrictEqual([errand(1, { type: "a", status: "failed" })]);
+      });
+
+      test("errandPage newest first lists each shape of the filter in descending id order, before `after`", async () => {
+        const driver = await fresh();
+        // Inserted out of id order.
+        await insert(
+          driver,
+          running(6, { type: "a" }),
+          errand(1, { type: "a", status: "failed" }),
+          running(2, { type: "b" }),
+          errand(3, { type: "b", status: "failed" }),
+          running(4, { type: "a" }),
+          errand(5, { type: "a", status: "failed" }),
+          errand(7, { type: "ab" }),
         );
+        const page = (filter: Parameters<Reads["errandPage"]>[0], after = "", limit = 10) =>
+          driver.reads.errandPage(filter, after, limit, "newest").then(ids);
+        const nth = (...ns: number[]) => ns.map(errandId);
+        expect(await page({})).toEqual(nth(7, 6, 5, 4, 3, 2, 1));
+        expect(await page({}, "", 2)).toEqual(nth(7, 6));
+        expect(await page({}, errandId(6), 2)).toEqual(nth(5, 4));
+        expect(await page({}, errandId(2), 2)).toEqual(nth(1));
+        expect(await page({}, errandId(1))).toEqual([]);
+        // `after` need not be an id stored: the ids below it.
+        expect(await page({}, `${errandId(4)}0`, 10)).toEqual(nth(4, 3, 2, 1));
+        const active = { status: "active" } as const;
+        expect(await page(active)).toEqual(nth(6, 4, 2));
+        expect(await page(active, errandId(6), 1)).toEqual(nth(4));
+        // A cursor the filter does not match: the matching errands below it.
+        expect(await page(active, errandId(5))).toEqual(nth(4, 2));
+        const typeA = { type: "a" } as const;
+        expect(await page(typeA)).toEqual(nth(6, 5, 4, 1));
+        expect(await page(typeA, errandId(5), 2)).toEqual(nth(4, 1));
+        expect(await page({ type: "c" })).toEqual([]);
+        const failedA = { status: "failed", type: "a" } as const;
+        expect(await page(failedA)).toEqual(nth(5, 1));
+        expect(await page(failedA, errandId(5))).toEqual(nth(1));
+        expect(await page(failedA, errandId(3))).toEqual(nth(1));
+        expect(await page(failedA, errandId(1))).toEqual([]);
+        expect(await page({ status: "failed", type: "b" })).toEqual(nth(3));
+        expect(await driver.reads.errandPage(failedA, "", 1, "newest")).toStrictEqual([
+          errand(5, { type: "a", status: "failed" }),
+        ]);
       });
 
       test("scheduledPage lists scheduled errands soonest first, then by id, from a cursor", async () => {
@@ -990,7 +1036,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errand(7, { name: "xreport" }),
         );
         const page = (prefix: string, after = "", limit = 10) =>
-          driver.reads.errandPageByName(prefix, after, limit).then(ids);
+          driver.reads.errandPageByName(prefix, after, limit, "oldest").then(ids);
         expect(await page("report")).toEqual([1, 2, 3, 6].map(errandId));
         expect(await page("report", "", 2)).toEqual([1, 2].map(errandId));
         expect(await page("report", errandId(2), 2)).toEqual([3, 6].map(errandId));
@@ -999,9 +1045,38 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await page("Report")).toEqual([errandId(4)]);
         expect(await page("reportz")).toEqual([]);
         expect(await page("r")).toEqual([1, 2, 3, 5, 6].map(errandId));
-        expect(await driver.reads.errandPageByName("repo", "", 10)).toStrictEqual(
+        expect(await driver.reads.errandPageByName("repo", "", 10, "oldest")).toStrictEqual(
           [1, 2, 3, 5, 6].map((n) => expect.objectContaining({ id: errandId(n) })),
         );
+      });
+
+      test("errandPageByName newest first lists the names with a prefix in descending id order, before `after`", async () => {
+        const driver = await fresh();
+        await insert(
+          driver,
+          errand(4, { name: "report-a" }),
+          errand(1, { name: "report-b" }),
+          errand(2, { name: "report" }),
+          errand(3, { name: "xreport" }),
+          errand(5, { name: "reporting", status: "completed" }),
+          errand(6, { name: "Report" }),
+        );
+        const page = (prefix: string, after = "", limit = 10) =>
+          driver.reads.errandPageByName(prefix, after, limit, "newest").then(ids);
+        const nth = (...ns: number[]) => ns.map(errandId);
+        expect(await page("report")).toEqual(nth(5, 4, 2, 1));
+        expect(await page("report", "", 2)).toEqual(nth(5, 4));
+        expect(await page("report", errandId(4), 2)).toEqual(nth(2, 1));
+        // A cursor whose name has not the prefix, or no errand at all.
+        expect(await page("report", errandId(3))).toEqual(nth(2, 1));
+        expect(await page("report", `${errandId(4)}0`)).toEqual(nth(4, 2, 1));
+        expect(await page("report", errandId(1))).toEqual([]);
+        expect(await page("report-")).toEqual(nth(4, 1));
+        expect(await page("Report")).toEqual(nth(6));
+        expect(await page("reportz")).toEqual([]);
+        expect(await driver.reads.errandPageByName("report-", "", 1, "newest")).toStrictEqual([
+          errand(4, { name: "report-a" }),
+        ]);
       });
 
       test("errandPageByName matches %, _, \\ and characters beyond ASCII literally", async () => {
@@ -1026,7 +1101,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           "\uE000", // 17
         ];
         await insert(driver, ...names.map((name, i) => errand(i + 1, { name })));
-        const page = (prefix: string) => driver.reads.errandPageByName(prefix, "", 100).then(ids);
+        const page = (prefix: string) =>
+          driver.reads.errandPageByName(prefix, "", 100, "oldest").then(ids);
         const nth = (...ns: number[]) => ns.map(errandId);
         expect(await page("50%")).toEqual(nth(1, 2));
         expect(await page("50%_")).toEqual(nth(1));

@@ -6,6 +6,7 @@
 import type { SQL } from "bun";
 import {
   type ErrandFilter,
+  type ListOrder,
   prefixEnd,
   type Reads,
   type ScheduledCursor,
@@ -160,8 +161,17 @@ export class PgReads implements Reads {
     return byErrand;
   }
 
-  /** Each shape of the filter reads a range of its own index (see errands_type_status). */
-  async errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]> {
+  /**
+   * Each shape of the filter reads a range of its own index (see errands_type_status), forwards
+   * or, newest first, backwards.
+   */
+  async errandPage(
+    filter: ErrandFilter,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]> {
+    if (order === "newest") return this.newestErrands(filter, after, limit);
     const { status, type } = filter;
     const rows =
       type === undefined
@@ -177,6 +187,46 @@ export class PgReads implements Reads {
     return rows.map(toRecord);
   }
 
+  /**
+   * errandPage newest first. Its first page has no cursor: no text sorts after every id in
+   * every collation, as "" sorts before them.
+   */
+  private async newestErrands(
+    filter: ErrandFilter,
+    after: string,
+    limit: number,
+  ): Promise<ErrandRecord[]> {
+    const { status, type } = filter;
+    let rows: Row[];
+    if (after === "") {
+      rows =
+        type === undefined
+          ? status === undefined
+            ? await this.sql`SELECT * FROM errands ORDER BY id DESC LIMIT ${limit}`
+            : await this.sql`SELECT * FROM errands WHERE status = ${status}
+                              ORDER BY id DESC LIMIT ${limit}`
+          : status === undefined
+            ? await this.sql`SELECT * FROM errands WHERE type = ${type}
+                              ORDER BY id DESC LIMIT ${limit}`
+            : await this.sql`SELECT * FROM errands WHERE type = ${type} AND status = ${status}
+                              ORDER BY id DESC LIMIT ${limit}`;
+    } else {
+      rows =
+        type === undefined
+          ? status === undefined
+            ? await this.sql`SELECT * FROM errands WHERE id < ${after}
+                              ORDER BY id DESC LIMIT ${limit}`
+            : await this.sql`SELECT * FROM errands WHERE status = ${status} AND id < ${after}
+                              ORDER BY id DESC LIMIT ${limit}`
+          : status === undefined
+            ? await this.sql`SELECT * FROM errands WHERE type = ${type} AND id < ${after}
+                              ORDER BY id DESC LIMIT ${limit}`
+            : await this.sql`SELECT * FROM errands WHERE type = ${type} AND status = ${status}
+                                AND id < ${after} ORDER BY id DESC LIMIT ${limit}`;
+    }
+    return rows.map(toRecord);
+  }
+
   async scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]> {
     // Before every errand: runAt is never negative.
     const from = after ?? { runAt: -1, id: "" };
@@ -186,13 +236,30 @@ export class PgReads implements Reads {
     return rows.map(toRecord);
   }
 
-  async errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]> {
-    // A range of errands_name, in code point order (see prefixEnd).
-    const rows = await this.sql`
-      SELECT * FROM errands
-       WHERE name COLLATE "C" >= ${prefix} AND name COLLATE "C" < ${prefixEnd(prefix)}
-         AND id > ${after}
-       ORDER BY id LIMIT ${limit}`;
+  async errandPageByName(
+    prefix: string,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]> {
+    // A range of errands_name, in code point order (see prefixEnd); newest first, the first
+    // page has no cursor (see newestErrands).
+    const end = prefixEnd(prefix);
+    const rows =
+      order === "oldest"
+        ? await this.sql`
+            SELECT * FROM errands
+             WHERE name COLLATE "C" >= ${prefix} AND name COLLATE "C" < ${end} AND id > ${after}
+             ORDER BY id LIMIT ${limit}`
+        : after === ""
+          ? await this.sql`
+              SELECT * FROM errands
+               WHERE name COLLATE "C" >= ${prefix} AND name COLLATE "C" < ${end}
+               ORDER BY id DESC LIMIT ${limit}`
+          : await this.sql`
+              SELECT * FROM errands
+               WHERE name COLLATE "C" >= ${prefix} AND name COLLATE "C" < ${end} AND id < ${after}
+               ORDER BY id DESC LIMIT ${limit}`;
     return rows.map(toRecord);
   }
 

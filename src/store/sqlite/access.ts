@@ -6,6 +6,7 @@ import type { Database } from "bun:sqlite";
 import { StorageUnavailable } from "../../errors.ts";
 import {
   type ErrandFilter,
+  type ListOrder,
   type LoggedEvent,
   prefixEnd,
   type Reads,
@@ -110,8 +111,13 @@ export class SqliteReads implements Reads {
     return byErrand;
   }
 
-  async errandPage(filter: ErrandFilter, after: string, limit: number): Promise<ErrandRecord[]> {
-    return this.s.errands.page.read(filter, after, limit).map(toRecord);
+  async errandPage(
+    filter: ErrandFilter,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]> {
+    return this.s.errands.page[order].read(filter, after, limit).map(toRecord);
   }
 
   async scheduledPage(after: ScheduledCursor | null, limit: number): Promise<ErrandRecord[]> {
@@ -120,8 +126,14 @@ export class SqliteReads implements Reads {
     return this.s.errands.pageScheduled.all(from.runAt, from.id, limit).map(toRecord);
   }
 
-  async errandPageByName(prefix: string, after: string, limit: number): Promise<ErrandRecord[]> {
-    return this.s.errands.pageByName.all(prefix, prefixEnd(prefix), after, limit).map(toRecord);
+  async errandPageByName(
+    prefix: string,
+    after: string,
+    limit: number,
+    order: ListOrder,
+  ): Promise<ErrandRecord[]> {
+    const rows = this.s.errands.pageByName[order].read(prefix, prefixEnd(prefix), after, limit);
+    return rows.map(toRecord);
   }
 
   async pipeline(id: string): Promise<PipelineRecord | null> {

@@ -6,7 +6,7 @@
 // tripled the cost of the claim and of reading an errand's logs.
 
 import type { Database, Statement } from "bun:sqlite";
-import type { ErrandFilter } from "../driver.ts";
+import type { ErrandFilter, ListOrder } from "../driver.ts";
 import type { ErrandRecord, LogEntry, Status } from "../records.ts";
 
 export interface ErrandRow {
@@ -87,36 +87,100 @@ export function toRow(e: ErrandRecord): ErrandRow {
 /** Binds (type, status, after, limit): each statement of a filter's shape reads what it names. */
 type FilterParams = [string | null, string | null, string, number];
 
+/** The statements of each shape of a filter. */
+interface Shapes<R> {
+  all: Statement<R, FilterParams>;
+  status: Statement<R, FilterParams>;
+  type: Statement<R, FilterParams>;
+  both: Statement<R, FilterParams>;
+}
+
+/** Which way a list runs by id, in SQL: the ids after its cursor ?3, and its ORDER BY. */
+const BY_ID: Record<ListOrder, { after: string; sort: string }> = {
+  oldest: { after: "id > CAST(?3 AS TEXT)", sort: "id" },
+  newest: { after: "id < CAST(?3 AS TEXT)", sort: "id DESC" },
+};
+
 /**
- * The errands of a filter after an id, in id order, at most a limit: one statement per shape
+ * The errands of a filter in one order from a cursor, at most a limit: one statement per shape
  * of the filter, each a range of its own index (the primary key's, errands_status, errands_type,
- * errands_type_status), so nothing is filtered or sorted.
+ * errands_type_status) read forwards or backwards, so nothing is filtered or sorted.
  */
 export class FilteredStatements<R> {
-  private readonly all;
-  private readonly status;
-  private readonly type;
-  private readonly both;
+  private readonly afterCursor: Shapes<R>;
+  /** Newest first, the first page has no cursor: no text sorts after every id. */
+  private readonly fromStart: Shapes<R>;
 
-  constructor(db: Database, columns: string) {
-    const select = (where: string) =>
-      db.prepare<R, FilterParams>(
-        `SELECT ${columns} FROM errands WHERE ${where} id > CAST(?3 AS TEXT) ORDER BY id LIMIT ?4`,
-      );
-    this.all = select("");
-    this.status = select("status = CAST(?2 AS TEXT) AND");
-    this.type = select("type = CAST(?1 AS TEXT) AND");
-    this.both = select("type = CAST(?1 AS TEXT) AND status = CAST(?2 AS TEXT) AND");
+  constructor(db: Database, columns: string, order: ListOrder) {
+    const { after, sort } = BY_ID[order];
+    const shapes = (cursor: string[]): Shapes<R> => {
+      const select = (...where: string[]) => {
+        const all = [...where, ...cursor];
+        return db.prepare<R, FilterParams>(
+          `SELECT ${columns} FROM errands ${all.length > 0 ? `WHERE ${all.join(" AND ")}` : ""}
+            ORDER BY ${sort} LIMIT ?4`,
+        );
+      };
+      const status = "status = CAST(?2 AS TEXT)";
+      const type = "type = CAST(?1 AS TEXT)";
+      return {
+        all: select(),
+        status: select(status),
+        type: select(type),
+        both: select(type, status),
+      };
+    };
+    this.afterCursor = shapes([after]);
+    // Oldest first, "" sorts before every id: the first page is the one after "".
+    this.fromStart = order === "oldest" ? this.afterCursor : shapes([]);
   }
 
-  /** The statement that serves the filter. */
-  of(filter: ErrandFilter): Statement<R, FilterParams> {
-    if (filter.type === undefined) return filter.status === undefined ? this.all : this.status;
-    return filter.status === undefined ? this.type : this.both;
+  /** The statement that serves the filter from the cursor. */
+  of(filter: ErrandFilter, after: string): Statement<R, FilterParams> {
+    const shapes = after === "" ? this.fromStart : this.afterCursor;
+    if (filter.type === undefined) return filter.status === undefined ? shapes.all : shapes.status;
+    return filter.status === undefined ? shapes.type : shapes.both;
   }
 
   read(filter: ErrandFilter, after: string, limit: number): R[] {
-    return this.of(filter).all(filter.type ?? null, filter.status ?? null, after, limit);
+    return this.of(filter, after).all(filter.type ?? null, filter.status ?? null, after, limit);
+  }
+}
+
+/** Binds (prefix, the end of its range, after, limit); see prefixEnd. */
+type NameParams = [string, string, string, number];
+
+/**
+ * The errands whose name starts with a prefix, in one order from a cursor: the ids of the page
+ * come from errands_name alone, sorted; only the rows of the page are read from the table.
+ */
+class NameStatements {
+  private readonly afterCursor: Statement<ErrandRow, NameParams>;
+  /** Newest first, the first page has no cursor (as FilteredStatements). */
+  private readonly fromStart: Statement<ErrandRow, NameParams>;
+
+  constructor(db: Database, order: ListOrder) {
+    const { after, sort } = BY_ID[order];
+    // Names in [?1, ?2) start with ?1 (see prefixEnd).
+    const select = (cursor: string) =>
+      db.prepare<ErrandRow, NameParams>(
+        `SELECT ${COLUMNS} FROM errands WHERE id IN (
+           SELECT id FROM errands INDEXED BY errands_name
+            WHERE name >= CAST(?1 AS TEXT) AND name < CAST(?2 AS TEXT) ${cursor}
+            ORDER BY ${sort} LIMIT ?4)
+          ORDER BY ${sort}`,
+      );
+    this.afterCursor = select(`AND ${after}`);
+    this.fromStart = order === "oldest" ? this.afterCursor : select("");
+  }
+
+  /** The statement that serves the cursor. */
+  of(after: string): Statement<ErrandRow, NameParams> {
+    return after === "" ? this.fromStart : this.afterCursor;
+  }
+
+  read(prefix: string, end: string, after: string, limit: number): ErrandRow[] {
+    return this.of(after).all(prefix, end, after, limit);
   }
 }
 
@@ -125,9 +189,9 @@ export class ErrandReads {
   readonly get;
   readonly logs;
   readonly logsOf;
-  readonly page: FilteredStatements<ErrandRow>;
+  readonly page: Record<ListOrder, FilteredStatements<ErrandRow>>;
   readonly pageScheduled;
-  readonly pageByName;
+  readonly pageByName: Record<ListOrder, NameStatements>;
 
   constructor(db: Database) {
     this.get = db.prepare<ErrandRow, [string]>(`SELECT ${COLUMNS} FROM errands WHERE id = ?`);
@@ -140,7 +204,10 @@ export class ErrandReads {
       `SELECT errand_id, severity, message, timestamp FROM errand_logs
         WHERE errand_id IN (SELECT value FROM json_each(?)) ORDER BY errand_id, id`,
     );
-    this.page = new FilteredStatements(db, COLUMNS);
+    this.page = {
+      oldest: new FilteredStatements(db, COLUMNS, "oldest"),
+      newest: new FilteredStatements(db, COLUMNS, "newest"),
+    };
     // Soonest first from a (run_at, id) cursor, a range of errands_due (named: without
     // statistics the planner may take errands_status and sort).
     this.pageScheduled = db.prepare<ErrandRow, [number, string, number]>(
@@ -148,15 +215,10 @@ export class ErrandReads {
         WHERE status = 'scheduled' AND (run_at, id) > (?1, CAST(?2 AS TEXT))
         ORDER BY run_at, id LIMIT ?3`,
     );
-    // Names in [?1, ?2) start with ?1 (see prefixEnd). The ids of the page come from
-    // errands_name alone, sorted; only the rows of the page are read from the table.
-    this.pageByName = db.prepare<ErrandRow, [string, string, string, number]>(
-      `SELECT ${COLUMNS} FROM errands WHERE id IN (
-         SELECT id FROM errands INDEXED BY errands_name
-          WHERE name >= CAST(?1 AS TEXT) AND name < CAST(?2 AS TEXT) AND id > CAST(?3 AS TEXT)
-          ORDER BY id LIMIT ?4)
-        ORDER BY id`,
-    );
+    this.pageByName = {
+      oldest: new NameStatements(db, "oldest"),
+      newest: new NameStatements(db, "newest"),
+    };
   }
 }
 
@@ -244,7 +306,7 @@ export class ErrandWrites {
       `DELETE FROM errand_logs WHERE errand_id = ? AND id <= (
          SELECT id FROM errand_logs WHERE errand_id = CAST(? AS TEXT) ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     );
-    this.ids = new FilteredStatements(db, "id");
+    this.ids = new FilteredStatements(db, "id", "oldest");
     // On errands_finished by name: with no statistics yet the planner may take errands_status
     // and sort every finished errand for each batch of clear.
     this.finishedBefore = db.prepare<{ id: string }, [number, number]>(
