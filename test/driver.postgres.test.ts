@@ -5,6 +5,7 @@
 // Needs ERRANDS_TEST_DATABASE=postgres://…; skipped, and said so, without it.
 
 import { describe, expect, test } from "bun:test";
+import { newErrand } from "../src/lifecycle/create.ts";
 import { PostgresDriver } from "../src/store/postgres/driver.ts";
 import { driverContract } from "./driver/contract.ts";
 import { TEST_DATABASE } from "./harness.ts";
@@ -73,6 +74,56 @@ describe.skipIf(url === null)("postgres: concurrent writers", () => {
       expect(all.map((e) => e.payload)).toEqual(['"second"', '"first"']);
       const resumed = await driver.reads.eventsAfter(resumeAfter, 10);
       expect(resumed.map((e) => e.payload)).toEqual(['"first"']);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe.skipIf(url === null)("postgres: a deadlock's victim", () => {
+  test("two writes locking two errands in opposite orders both commit: the one PostgreSQL aborts is run again", async () => {
+    const { driver, close } = await open();
+    try {
+      const made = (n: number) => ({
+        ...newErrand(
+          { name: `e${n}`, type: "t" },
+          { id: `01900000-0000-7000-8000-00000000000${n}`, now: n },
+        ),
+      });
+      const [one, two] = [made(1), made(2)];
+      await driver.write(async (tx) => {
+        await tx.insertErrand(one);
+        await tx.insertErrand(two);
+      });
+      const bothLockedOne = signal();
+      const bothLockedTwo = signal();
+      let runs = 0;
+      // Each locks one errand, waits until the other has locked its own, then takes the other's:
+      // a deadlock, the first time round. Each bumps progress on both.
+      const crossing = (
+        first: typeof one,
+        second: typeof one,
+        mine: ReturnType<typeof signal>,
+        theirs: ReturnType<typeof signal>,
+      ) =>
+        driver.write(async (tx) => {
+          runs++;
+          const a = await tx.lockErrand(first.id);
+          mine.give();
+          await theirs.given;
+          const b = await tx.lockErrand(second.id);
+          if (!a || !b) throw new Error("missing");
+          await tx.saveErrand({ ...a, progress: a.progress + 1 });
+          await tx.saveErrand({ ...b, progress: b.progress + 1 });
+        });
+      await Promise.all([
+        crossing(one, two, bothLockedOne, bothLockedTwo),
+        crossing(two, one, bothLockedTwo, bothLockedOne),
+      ]);
+      // Both applied once: the victim's first run left nothing, its second run everything.
+      expect((await driver.reads.errand(one.id))?.progress).toBe(2);
+      expect((await driver.reads.errand(two.id))?.progress).toBe(2);
+      expect(runs).toBe(3);
     } finally {
       await close();
     }

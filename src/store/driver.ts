@@ -244,7 +244,9 @@ export interface Driver {
   readonly reads: Reads;
   /**
    * Runs fn as one transaction; settles once it is durable. fn must await only this
-   * transaction's methods: an engine may hold other writes back while it runs.
+   * transaction's methods: an engine may hold other writes back while it runs. fn may run
+   * more than once (PostgreSQL aborts a deadlock's victim, which is then run again afresh):
+   * it keeps its state inside, and acts on the world only through tx and afterCommit.
    */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
   /**

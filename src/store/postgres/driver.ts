@@ -109,33 +109,40 @@ export class PostgresDriver implements Driver {
       throw new StorageUnavailable(`the database could not be opened: ${describe(error)}`);
     }
     if (this.closed) throw new StorageUnavailable("the store is closed");
-    const after: Array<() => void> = [];
-    let events = false;
-    const run = this.sql.begin(async (sql) => {
-      const tx = new PgTx(sql, after);
-      const result = await fn(tx);
-      await tx.flushCounts();
-      events = tx.eventsAppended;
-      return result;
-    });
-    this.inFlight.add(run);
-    let result: T;
-    try {
-      result = (await run) as T;
-    } catch (error) {
-      throw unavailable(error);
-    } finally {
-      this.inFlight.delete(run);
-    }
-    for (const f of after) {
+    for (let attempt = 1; ; attempt++) {
+      const after: Array<() => void> = [];
+      let events = false;
+      const run = this.sql.begin(async (sql) => {
+        const tx = new PgTx(sql, after);
+        const result = await fn(tx);
+        await tx.flushCounts();
+        events = tx.eventsAppended;
+        return result;
+      });
+      this.inFlight.add(run);
+      let result: T;
       try {
-        f();
+        result = (await run) as T;
       } catch (error) {
-        console.error("after-commit listener failed:", error);
+        // Rolled back whole, only to let another transaction through: run it again, afresh.
+        if (attempt < MAX_ATTEMPTS && abortedForAnother(error) && !this.closed) {
+          await Bun.sleep(Math.random() * 5 * attempt);
+          continue;
+        }
+        throw unavailable(error);
+      } finally {
+        this.inFlight.delete(run);
       }
+      for (const f of after) {
+        try {
+          f();
+        } catch (error) {
+          console.error("after-commit listener failed:", error);
+        }
+      }
+      if (events) this.sequence();
+      return { result, durable: Promise.resolve() };
     }
-    if (events) this.sequence();
-    return { result, durable: Promise.resolve() };
   }
 
   /** Gives committed events their places; run after each commit that wrote some. */
@@ -285,6 +292,19 @@ function describe(error: unknown): string {
 }
 
 /** An error of the database client (connection lost, refused, timed out) as a 503. */
+/** Times a write is run when PostgreSQL keeps choosing it to abort (a deadlock's victim). */
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Whether PostgreSQL rolled the transaction back to let another one through: a deadlock's
+ * victim (40P01) or a serialization failure (40001). Nothing of it was kept, so running it
+ * again is safe; any other error is the write's own.
+ */
+function abortedForAnother(error: unknown): boolean {
+  const state = (error as { errno?: unknown }).errno;
+  return error instanceof SQL.SQLError && (state === "40P01" || state === "40001");
+}
+
 function unavailable(error: unknown): unknown {
   if (error instanceof SQL.SQLError) return new StorageUnavailable(error.message);
   return error;
