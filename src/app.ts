@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { IdempotencyKeys } from "./errands/idempotency.ts";
 import { errandRoutes } from "./errands/routes.ts";
 import { ErrandService } from "./errands/service.ts";
-import { BadInput, DomainError, Unauthorized } from "./errors.ts";
+import { BadInput, DomainError, retryAfterSeconds, Unauthorized } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { EventStreams } from "./events/stream.ts";
 import { Waiters } from "./events/waiters.ts";
@@ -69,6 +69,7 @@ export function createApp(deps: AppDeps) {
         reason,
         status: errand.status,
       }),
+    onRateLimited: (type) => metrics.observeRateLimited(type),
   });
 
   const schedules = new ScheduleService(driver, clock, errands, (fired) =>
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps) {
 
   const metrics = new Metrics({
     depth: () => driver.reads.countsByTypeAndStatus(),
+    controls: () => driver.reads.typeControls(),
     longPolls: () => waiters.count,
     now: () => clock.now(),
     maxTypes: config.metricsMaxTypes,
@@ -97,7 +99,7 @@ export function createApp(deps: AppDeps) {
   const elapsed = (request: Request) =>
     (performance.now() - (arrived.get(request) ?? performance.now())) / 1000;
 
-  const waiters = new Waiters(errands, bus);
+  const waiters = new Waiters(errands, bus, clock);
   const types = new TypeService(driver, clock, (type) => waiters.serve(type));
   const streams = new EventStreams(driver.reads, bus, {
     keepAliveMs: config.keepAliveMs,
@@ -163,6 +165,9 @@ export function createApp(deps: AppDeps) {
       }
       set.status = answer.status;
       if (answer.status === 401) set.headers["www-authenticate"] = BEARER_CHALLENGE;
+      if (answer.body.retryAfterMs !== undefined) {
+        set.headers["retry-after"] = retryAfterSeconds(answer.body.retryAfterMs);
+      }
       return answer.body;
     })
     .onAfterResponse((context) => {
@@ -224,6 +229,8 @@ export function createApp(deps: AppDeps) {
    */
   const sweep = async () => {
     await schedules.fireDue();
+    // Long polls held by a rate limit whose window has moved on (a timer does it sooner).
+    waiters.serveEndedHolds();
     await errands.promoteDue();
     await errands.expireOverdue();
     await errands.expireSilent();
@@ -262,7 +269,7 @@ export type App = ReturnType<typeof createApp>;
 
 interface ErrorAnswer {
   status: number;
-  body: { message: string; error: string };
+  body: { message: string; error: string; retryAfterMs?: number };
 }
 
 /** Maps anything thrown while handling a request to a status and the error envelope. */
@@ -276,7 +283,12 @@ function toErrorAnswer(code: string | number, error: unknown): ErrorAnswer {
         ? ((error as { customError?: unknown }).customError ?? error)
         : error;
   if (domain instanceof DomainError) {
-    return { status: domain.status, body: { message: domain.message, error: domain.detail } };
+    const body = { message: domain.message, error: domain.detail };
+    const { retryAfterMs } = domain;
+    return {
+      status: domain.status,
+      body: retryAfterMs === undefined ? body : { ...body, retryAfterMs },
+    };
   }
   switch (code) {
     case "VALIDATION":
@@ -364,14 +376,32 @@ function jsonDepth(text: string): number {
   return deepest;
 }
 
+/** One schema violation as TypeBox reports it; a union's holds each variant's own. */
+interface Violation {
+  path?: string;
+  message?: string;
+  errors?: Iterable<Violation>[];
+}
+
+/**
+ * A union's own violation says only that no variant matched; when a variant's violations lie
+ * inside the value, the first of them names the field that is wrong (`rateLimit.max`, not
+ * `rateLimit`).
+ */
+function innermost(violation: Violation | undefined): Violation | undefined {
+  const path = violation?.path ?? "";
+  for (const variant of violation?.errors ?? []) {
+    for (const inner of variant) {
+      if (inner.path?.startsWith(`${path}/`)) return innermost(inner);
+    }
+  }
+  return violation;
+}
+
 /** Names the field and what is wrong with it: "body.options.ttl: Expected integer". */
 function describeValidation(error: unknown): string {
-  const e = error as {
-    type?: string;
-    customError?: unknown;
-    all?: Array<{ path?: string; message?: string }>;
-  };
-  const first = e.all?.[0];
+  const e = error as { type?: string; customError?: unknown; all?: Violation[] };
+  const first = innermost(e.all?.[0]);
   const part = ["body", "query", "params", "headers"].includes(e.type ?? "") ? e.type : "input";
   const what = typeof e.customError === "string" ? e.customError : first?.message;
   // Elysia checks coerced query numbers on their own, with no path: the schema's own error

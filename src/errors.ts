@@ -1,6 +1,9 @@
 // The domain errors services throw; app.ts maps each to its status code and the error envelope.
 
 export class DomainError extends Error {
+  /** When asking again may succeed, in ms: answered as `retryAfterMs` and `Retry-After`. */
+  readonly retryAfterMs?: number;
+
   constructor(
     readonly status: 400 | 401 | 404 | 409 | 413 | 503,
     message: string,
@@ -26,6 +29,24 @@ export class Unauthorized extends DomainError {
 export class NotFound extends DomainError {
   constructor(message: string, detail: string) {
     super(404, message, detail);
+  }
+}
+
+/** A Retry-After header's value: whole seconds, rounded up so a client never comes too soon. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.ceil(ms / 1000));
+}
+
+/** A claim a type's rate limit holds back: 404 No jobs, telling when the next claim may start. */
+export class RateLimited extends NotFound {
+  override readonly retryAfterMs: number;
+
+  constructor(limit: { max: number; perMs: number }, retryAfterMs: number) {
+    super(
+      "No jobs",
+      `rate limit ${limit.max} per ${limit.perMs} ms reached; next claim possible in ${retryAfterMs} ms`,
+    );
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

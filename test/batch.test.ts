@@ -554,7 +554,7 @@ describe.skipIf(onPostgres)("cost", () => {
     await claimMany(a, "t1", "?count=10");
     await a.call("PUT", "/v1/types/t2", { concurrency: 100 });
     const sql = new WriteStatements(a.store.writer).errandWrites;
-    sql.candidate.all("t2", 50);
+    sql.candidate.all("t2", 50, a.clock.now());
     sql.byIds.all(JSON.stringify(created.slice(0, 20).map((e: Errand) => e.id)));
     const planOf = (statement: Statement) =>
       a.store.writer
@@ -584,8 +584,8 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
     await withExplainedTx(a, async (tx, plansOf) => {
       const ids = created.slice(0, 20).map((e: Errand) => e.id);
       const cases: Array<[() => Promise<unknown>, string[]]> = [
-        [() => tx.nextClaimables("t0", 10), ["errands_claim"]],
-        [() => tx.nextClaimables("t2", 10), ["errands_active", "errands_claim"]],
+        [() => tx.nextClaimables("t0", 10, a.clock.now()), ["errands_claim"]],
+        [() => tx.nextClaimables("t2", 10, a.clock.now()), ["errands_active", "errands_claim"]],
         [() => tx.lockErrands(ids), ["errands_pkey"]],
       ];
       for (const [run, indexes] of cases) {

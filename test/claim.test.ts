@@ -250,7 +250,7 @@ describe.skipIf(onPostgres)("cost", () => {
     const sql = statements.errandWrites;
     const candidate = sql.candidate as unknown as Statement;
     const now = app.clock.now();
-    sql.candidate.get("t2", 1);
+    sql.candidate.get("t2", 1, now);
     sql.overdue.all(now, 100);
     sql.silent.all(now, 100);
     sql.due.all(now, 100);
@@ -291,7 +291,7 @@ describe.skipIf(!onPostgres)("cost on PostgreSQL", () => {
     await withExplainedTx(app, async (tx, plansOf) => {
       const now = app.clock.now();
       const cases: Array<[() => Promise<unknown>, string[]]> = [
-        [() => tx.nextClaimable("t2"), ["errands_active", "errands_claim"]],
+        [() => tx.nextClaimable("t2", now), ["errands_active", "errands_claim"]],
         [() => tx.overdueIds(now, 100), ["errands_ttl"]],
         [() => tx.silentIds(now, 100), ["errands_heartbeat"]],
         [() => tx.dueIds(now, 100), ["errands_due"]],

@@ -497,8 +497,18 @@ describe("per-type controls", () => {
         oldestWaitingMs: 0,
         paused: false,
         concurrency: null,
+        rateLimit: null,
+        claimsInWindow: null,
       },
-      { type: "y", counts: {}, oldestWaitingMs: null, paused: true, concurrency: 2 },
+      {
+        type: "y",
+        counts: {},
+        oldestWaitingMs: null,
+        paused: true,
+        concurrency: 2,
+        rateLimit: null,
+        claimsInWindow: null,
+      },
     ]);
   });
 

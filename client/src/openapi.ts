@@ -51,7 +51,7 @@ export interface paths {
         };
         /**
          * List errands
-         * @description Every errand in creation order, streamed. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page.
+         * @description Every errand in creation order, streamed; with `order=newest`, the newest first. With `status`, `type` or both, only the errands that match. With `name`, only the errands whose name starts with it (compared literally); not with `status` or `type`. With `limit`, one page; pass the answer's `next` as `after` for the following page (newest first, the errands created before it).
          */
         get: operations["getV1Errands"];
         put?: never;
@@ -114,7 +114,7 @@ export interface paths {
         put?: never;
         /**
          * Claim the next errand of a type
-         * @description Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none waits. With `?wait=S` (0 < S ≤ 60), holds the request until an errand of the type is queued, first come first served, or answers 404 after S seconds.
+         * @description Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none can be claimed; when the type's rate limit is why, the answer has `retryAfterMs` and a `Retry-After` header (seconds, rounded up). With `?wait=S` (0 < S ≤ 60), holds the request until an errand of the type is queued (or the rate limit lets a claim start), first come first served, or answers 404 after S seconds.
          */
         post: operations["postV1ErrandsProcessByType"];
         delete?: never;
@@ -151,7 +151,7 @@ export interface paths {
         put?: never;
         /**
          * Claim up to `count` errands of a type at once
-         * @description In one transaction, in the order single claims take them (highest priority first, then the oldest), each as a single claim changes it (active, attempts + 1, `Started!`, event `processing`); no more than the type's free slots under its concurrency limit, none while it is paused. Answers `[]` when none can be claimed. With `?wait=S` (0 < S ≤ 60) and none to claim, waits in line with single long-poll claims and answers as soon as any errand of the type can be claimed (then as many as can, up to `count`), or `[]` after S seconds.
+         * @description In one transaction, in the order single claims take them (highest priority first, then the oldest), each as a single claim changes it (active, attempts + 1, `Started!`, event `processing`); no more than the type's free slots under its concurrency limit, nor than its rate limit lets start, none while it is paused. Answers `[]` when none can be claimed; when the rate limit is why, with `retryAfterMs` and a `Retry-After` header. With `?wait=S` (0 < S ≤ 60) and none to claim, waits in line with single long-poll claims and answers as soon as any errand of the type can be claimed (then as many as can, up to `count`), or `[]` after S seconds.
          */
         post: operations["postV1ErrandsClaimByType"];
         delete?: never;
@@ -470,7 +470,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every type: errands by status, oldest waiting age, paused, concurrency */
+        /** Every type: errands by status, oldest waiting age, paused, concurrency, rate limit */
         get: operations["getV1Types"];
         put?: never;
         post?: never;
@@ -509,8 +509,8 @@ export interface paths {
         };
         get?: never;
         /**
-         * Pause a type or limit how many of its errands run at once
-         * @description Body `{"paused":bool,"concurrency":n|null}`; a field left out keeps its value. A paused type, or one with `concurrency` errands already active, answers claims with 404 `No jobs` (a long-poll keeps waiting). Stored: survives a restart.
+         * Pause a type, limit how many of its errands run at once, or how fast they start
+         * @description Body `{"paused":bool,"concurrency":n|null,"rateLimit":{"max":n,"perMs":ms}|null}`; a field left out keeps its value. A paused type, one with `concurrency` errands already active, or one whose rate limit has seen `max` claims start in the last `perMs` ms, answers claims with 404 `No jobs` (with `retryAfterMs` and `Retry-After` under the rate limit); a long-poll keeps waiting. The rate limit holds across all workers and instances. Stored: survives a restart.
          */
         put: operations["putV1TypesByType"];
         post?: never;
@@ -856,6 +856,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 after?: string;
+                order?: "oldest" | "newest";
                 status?: "blocked" | "inactive" | "active" | "failed" | "completed" | "scheduled";
                 type?: string;
                 name?: string;
@@ -990,7 +991,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `limit` is not a whole number from 1 to 10000, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type` */
+            /** @description `limit` is not a whole number from 1 to 10000, `order` is neither `oldest` nor `newest`, `status` is not a status, `name` or `type` is empty, or `name` comes with `status` or `type` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1761,7 +1762,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description No jobs: no errand of the type can be claimed (none waits, paused, or at its concurrency) */
+            /** @description No jobs: no errand of the type can be claimed (none waits, paused, at its concurrency, or at its rate limit: then with `retryAfterMs`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1776,6 +1777,8 @@ export interface operations {
                     "application/json": {
                         message: string;
                         error?: string;
+                        /** @description When the type's rate limit held the claim back: ms until the next claim may start (also the `Retry-After` header, in seconds rounded up) */
+                        retryAfterMs?: number;
                     };
                 };
             };
@@ -1959,7 +1962,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description No jobs: no errand of the type can be claimed (none waits, paused, or at its concurrency) */
+            /** @description No jobs: no errand of the type can be claimed (none waits, paused, at its concurrency, or at its rate limit: then with `retryAfterMs`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1974,6 +1977,8 @@ export interface operations {
                     "application/json": {
                         message: string;
                         error?: string;
+                        /** @description When the type's rate limit held the claim back: ms until the next claim may start (also the `Retry-After` header, in seconds rounded up) */
+                        retryAfterMs?: number;
                     };
                 };
             };
@@ -2028,7 +2033,8 @@ export interface operations {
                      *             }
                      *           ]
                      *         }
-                     *       ]
+                     *       ],
+                     *       "retryAfterMs": 0
                      *     }
                      */
                     "application/json": {
@@ -2115,6 +2121,8 @@ export interface operations {
                                 };
                             };
                         }[];
+                        /** @description With `[]` when the type's rate limit is why: ms until the next claim may start (also the `Retry-After` header, in seconds rounded up) */
+                        retryAfterMs?: number;
                     };
                 };
             };
@@ -5468,7 +5476,12 @@ export interface operations {
                      *           },
                      *           "oldestWaitingMs": 5400,
                      *           "paused": false,
-                     *           "concurrency": 4
+                     *           "concurrency": 4,
+                     *           "rateLimit": {
+                     *             "max": 10,
+                     *             "perMs": 1000
+                     *           },
+                     *           "claimsInWindow": 7
                      *         }
                      *       ]
                      *     }
@@ -5486,6 +5499,23 @@ export interface operations {
                             oldestWaitingMs: number | null;
                             paused: boolean;
                             concurrency: number | null;
+                            /**
+                             * @description At most `max` claims of the type start in any `perMs` ms, across all workers and instances
+                             * @example {
+                             *       "max": 10,
+                             *       "perMs": 1000
+                             *     }
+                             */
+                            rateLimit: ({
+                                /** @description Most claims of the type that start in any window of `perMs` */
+                                max: number;
+                                /** @description The window, in ms: 1 to 86400000 (a day) */
+                                perMs: number;
+                            } & {
+                                [key: string]: unknown;
+                            }) | null;
+                            /** @description Under a rate limit, the claims started in the last `perMs` ms (the allowance left is `max` minus this); null without one */
+                            claimsInWindow: number | null;
                         }[];
                     };
                 };
@@ -5575,7 +5605,11 @@ export interface operations {
                 /**
                  * @example {
                  *       "paused": false,
-                 *       "concurrency": 4
+                 *       "concurrency": 4,
+                 *       "rateLimit": {
+                 *         "max": 10,
+                 *         "perMs": 1000
+                 *       }
                  *     }
                  */
                 "application/json": {
@@ -5583,6 +5617,15 @@ export interface operations {
                     paused?: boolean;
                     /** @description At most this many errands of the type active at once; null for no limit */
                     concurrency?: number | null;
+                    /** @description At most `max` claims of the type start in any window of `perMs` ms; null for no limit */
+                    rateLimit?: ({
+                        /** @description Most claims of the type that start in any window of `perMs` */
+                        max: number;
+                        /** @description The window, in ms: 1 to 86400000 (a day) */
+                        perMs: number;
+                    } & {
+                        [key: string]: unknown;
+                    }) | null;
                 } & {
                     [key: string]: unknown;
                 };
@@ -5607,7 +5650,12 @@ export interface operations {
                      *         },
                      *         "oldestWaitingMs": 5400,
                      *         "paused": false,
-                     *         "concurrency": 4
+                     *         "concurrency": 4,
+                     *         "rateLimit": {
+                     *           "max": 10,
+                     *           "perMs": 1000
+                     *         },
+                     *         "claimsInWindow": 7
                      *       }
                      *     }
                      */
@@ -5624,7 +5672,12 @@ export interface operations {
                          *       },
                          *       "oldestWaitingMs": 5400,
                          *       "paused": false,
-                         *       "concurrency": 4
+                         *       "concurrency": 4,
+                         *       "rateLimit": {
+                         *         "max": 10,
+                         *         "perMs": 1000
+                         *       },
+                         *       "claimsInWindow": 7
                          *     }
                          */
                         results: {
@@ -5637,11 +5690,28 @@ export interface operations {
                             oldestWaitingMs: number | null;
                             paused: boolean;
                             concurrency: number | null;
+                            /**
+                             * @description At most `max` claims of the type start in any `perMs` ms, across all workers and instances
+                             * @example {
+                             *       "max": 10,
+                             *       "perMs": 1000
+                             *     }
+                             */
+                            rateLimit: ({
+                                /** @description Most claims of the type that start in any window of `perMs` */
+                                max: number;
+                                /** @description The window, in ms: 1 to 86400000 (a day) */
+                                perMs: number;
+                            } & {
+                                [key: string]: unknown;
+                            }) | null;
+                            /** @description Under a rate limit, the claims started in the last `perMs` ms (the allowance left is `max` minus this); null without one */
+                            claimsInWindow: number | null;
                         };
                     };
                 };
             };
-            /** @description Response for status 400 */
+            /** @description A control is not of its kind (the field is named): `paused` not a boolean, `concurrency` not null nor a whole number from 1 to 1000000, `rateLimit` not null nor `max` 1 to 1000000 and `perMs` 1 to 86400000 (whole numbers) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -482,6 +482,12 @@ export const OkClaimed = t.Object(
   {
     status: t.Literal("OK"),
     results: t.Array(Errand, { description: "The errands claimed, in claim order" }),
+    retryAfterMs: t.Optional(
+      Integer({
+        description:
+          "With `[]` when the type's rate limit is why: ms until the next claim may start (also the `Retry-After` header, in seconds rounded up)",
+      }),
+    ),
   },
   { description: "The errands claimed, at most `count`; `[]` when none could be claimed in time" },
 );

@@ -2,7 +2,7 @@
 
 import { Elysia, t } from "elysia";
 import { parseGoDuration } from "../duration.ts";
-import { BadInput, NotFound } from "../errors.ts";
+import { BadInput, NotFound, RateLimited, retryAfterSeconds } from "../errors.ts";
 import { handOver, type Waiters } from "../events/waiters.ts";
 import { streamList } from "../paging.ts";
 import type { ErrandFilter } from "../store/driver.ts";
@@ -22,6 +22,7 @@ import {
   FailBody,
   HeartbeatBody,
   IdempotencyHeader,
+  Integer,
   invalidDuration,
   KeyReused,
   ListKey,
@@ -45,6 +46,8 @@ import {
 import type { BulkChange, ErrandService, Filter, Selection } from "./service.ts";
 
 const Id = t.Object({ id: t.String() });
+const waitMs = (seconds: number | undefined) =>
+  seconds === undefined ? undefined : seconds * 1000;
 const typeMissing = () => new BadInput("Invalid request", "the errand type to claim is missing");
 const Wait = t.Numeric({
   exclusiveMinimum: 0,
@@ -69,8 +72,27 @@ const bulkDescription = (rule: string) =>
 
 const claimAnswers = {
   400: errorBody("The type is missing, or `wait` is not a number of seconds in (0, 60]"),
-  404: errorBody(
-    "No jobs: no errand of the type can be claimed (none waits, paused, or at its concurrency)",
+  404: t.Object(
+    {
+      ...ErrorBody.properties,
+      retryAfterMs: t.Optional(
+        Integer({
+          description:
+            "When the type's rate limit held the claim back: ms until the next claim may start (also the `Retry-After` header, in seconds rounded up)",
+        }),
+      ),
+    },
+    {
+      description:
+        "No jobs: no errand of the type can be claimed (none waits, paused, at its concurrency, or at its rate limit: then with `retryAfterMs`)",
+      examples: [
+        {
+          message: "No jobs",
+          error: "rate limit 10 per 1000 ms reached; next claim possible in 230 ms",
+          retryAfterMs: 230,
+        },
+      ],
+    },
   ),
 } as const;
 
@@ -102,9 +124,11 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
   // per request asked, which costs a few microseconds.
   // The type is never empty: the router needs a segment, the query's schema a character.
   const claim = async (type: string, wait: number | undefined, signal: () => AbortSignal) => {
-    const errand = await waiters.claim(type, wait === undefined ? undefined : wait * 1000, signal);
-    if (!errand) throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
-    return { status: "OK" as const, results: errand };
+    const { errands, held } = await waiters.claim(type, waitMs(wait), signal);
+    const [errand] = errands;
+    if (errand) return { status: "OK" as const, results: errand };
+    if (held) throw new RateLimited(held, held.retryAfterMs);
+    throw new NotFound("No jobs", `no errand of type ${JSON.stringify(type)} waits`);
   };
 
   return new Elysia({ tags: ["errands"] })
@@ -180,7 +204,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         detail: {
           summary: "Claim the next errand of a type",
           description:
-            "Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none waits. With `?wait=S` (0 < S ≤ 60), holds the request until an errand of the type is queued, first come first served, or answers 404 after S seconds.",
+            "Highest priority first, then the oldest. Sets it active, attempts + 1, logs `Started!`, emits `processing`. 404 `No jobs` when none can be claimed; when the type's rate limit is why, the answer has `retryAfterMs` and a `Retry-After` header (seconds, rounded up). With `?wait=S` (0 < S ≤ 60), holds the request until an errand of the type is queued (or the rate limit lets a claim start), first come first served, or answers 404 after S seconds.",
         },
       },
     )
@@ -203,15 +227,17 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
     )
     .post(
       "/v1/errands/claim/:type",
-      async ({ params, query, request }) => ({
-        status: "OK" as const,
-        results: await waiters.claimMany(
+      async ({ params, query, request, set }) => {
+        const { errands, held } = await waiters.claimMany(
           params.type,
           query.count ?? 1,
-          query.wait === undefined ? undefined : query.wait * 1000,
+          waitMs(query.wait),
           () => request.signal,
-        ),
-      }),
+        );
+        if (!held) return { status: "OK" as const, results: errands };
+        set.headers["retry-after"] = retryAfterSeconds(held.retryAfterMs);
+        return { status: "OK" as const, results: errands, retryAfterMs: held.retryAfterMs };
+      },
       {
         params: t.Object({ type: t.String() }),
         query: t.Object({
@@ -234,7 +260,7 @@ export function errandRoutes(errands: ErrandService, waiters: Waiters) {
         detail: {
           summary: "Claim up to `count` errands of a type at once",
           description:
-            "In one transaction, in the order single claims take them (highest priority first, then the oldest), each as a single claim changes it (active, attempts + 1, `Started!`, event `processing`); no more than the type's free slots under its concurrency limit, none while it is paused. Answers `[]` when none can be claimed. With `?wait=S` (0 < S ≤ 60) and none to claim, waits in line with single long-poll claims and answers as soon as any errand of the type can be claimed (then as many as can, up to `count`), or `[]` after S seconds.",
+            "In one transaction, in the order single claims take them (highest priority first, then the oldest), each as a single claim changes it (active, attempts + 1, `Started!`, event `processing`); no more than the type's free slots under its concurrency limit, nor than its rate limit lets start, none while it is paused. Answers `[]` when none can be claimed; when the rate limit is why, with `retryAfterMs` and a `Retry-After` header. With `?wait=S` (0 < S ≤ 60) and none to claim, waits in line with single long-poll claims and answers as soon as any errand of the type can be claimed (then as many as can, up to `count`), or `[]` after S seconds.",
         },
       },
     )

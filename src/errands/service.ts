@@ -5,6 +5,7 @@
 import type { Clock } from "../clock.ts";
 import { BadInput, Conflict, NotFound } from "../errors.ts";
 import type { EventBus } from "../events/bus.ts";
+import type { StagedClaim } from "../events/waiters.ts";
 import { claim, release } from "../lifecycle/claim.ts";
 import { newErrand } from "../lifecycle/create.ts";
 import {
@@ -30,7 +31,7 @@ import type {
   Staged,
   WriteTx,
 } from "../store/driver.ts";
-import type { ErrandRecord, LogEntry, Status } from "../store/records.ts";
+import type { ErrandRecord, LogEntry, RateHold, Status } from "../store/records.ts";
 import type { IdempotencyKeys } from "./idempotency.ts";
 import { type Ack, BULK_MAX, type Errand, type ErrandSpec, type Log } from "./model.ts";
 import { toErrand } from "./view.ts";
@@ -42,6 +43,8 @@ export interface ErrandServiceDeps {
   maxLogs: number;
   /** Told of each TTL or heartbeat expiry, for the operator's log. */
   onExpired?: (errand: Errand, reason: string) => void;
+  /** Told of each claim a type's rate limit let take nothing, for the metrics. */
+  onRateLimited?: (type: string) => void;
   /** Pipelines: told of every status change of an errand of a pipeline (src/pipelines/). */
   pipelines?: PipelineHooks;
   /** Idempotency-Key on creates. */
@@ -112,6 +115,7 @@ export class ErrandService {
   private readonly bus: EventBus;
   private readonly maxLogs: number;
   private readonly onExpired: (errand: Errand, reason: string) => void;
+  private readonly onRateLimited: (type: string) => void;
   private readonly pipelines: PipelineHooks | undefined;
   private readonly keys: IdempotencyKeys;
 
@@ -121,6 +125,7 @@ export class ErrandService {
     this.bus = deps.bus;
     this.maxLogs = deps.maxLogs;
     this.onExpired = deps.onExpired ?? (() => {});
+    this.onRateLimited = deps.onRateLimited ?? (() => {});
     this.pipelines = deps.pipelines;
     this.keys = deps.keys;
   }
@@ -204,23 +209,39 @@ export class ErrandService {
     return this.driver.write((tx) => this.claimIn(tx, type));
   }
 
-  /** Claims in the open write group: answered as soon as it ran, durable later. */
-  claimStaged(type: string): Promise<Staged<Errand | null>> {
-    return this.driver.stage((tx) => this.claimIn(tx, type));
+  /**
+   * Claims in the open write group: answered as soon as it ran, durable later; with the rate
+   * limit that let it take nothing, if one did.
+   */
+  async claimStaged(type: string): Promise<StagedClaim<Errand | null>> {
+    const { result, durable } = await this.driver.stage((tx) => this.claimUpTo(tx, type, 1));
+    return { result: result.errands[0] ?? null, held: result.held, durable };
   }
 
   /**
    * Claims up to `count` errands of `type` in one write, in claim order (no more than the
-   * type's free slots, none while it is paused): answered as soon as it ran, durable later.
+   * type's free slots and its rate limit's allowance, none while it is paused): answered as
+   * soon as it ran, durable later; with the rate limit that let it take nothing, if one did.
    */
-  claimManyStaged(type: string, count: number): Promise<Staged<Errand[]>> {
-    return this.driver.stage(async (tx) => {
-      const claimed: Errand[] = [];
-      for (const record of await tx.nextClaimables(type, count)) {
-        claimed.push(await this.claimRecord(tx, record));
-      }
-      return claimed;
-    });
+  async claimManyStaged(type: string, count: number): Promise<StagedClaim<Errand[]>> {
+    const { result, durable } = await this.driver.stage((tx) => this.claimUpTo(tx, type, count));
+    return { result: result.errands, held: result.held, durable };
+  }
+
+  private async claimUpTo(
+    tx: WriteTx,
+    type: string,
+    count: number,
+  ): Promise<{ errands: Errand[]; held: RateHold | null }> {
+    const now = this.clock.now();
+    const errands: Errand[] = [];
+    for (const record of await tx.nextClaimables(type, count, now)) {
+      errands.push(await this.claimRecord(tx, record, now));
+    }
+    // Asked only when nothing was taken: a claim that took errands pays nothing more.
+    const held = errands.length === 0 ? await tx.rateLimitHold(type, now) : null;
+    if (held) this.onRateLimited(type);
+    return { errands, held };
   }
 
   /**
@@ -505,13 +526,17 @@ export class ErrandService {
   }
 
   private async claimIn(tx: WriteTx, type: string): Promise<Errand | null> {
-    const record = await tx.nextClaimable(type);
-    return record === null ? null : this.claimRecord(tx, record);
+    const now = this.clock.now();
+    const record = await tx.nextClaimable(type, now);
+    return record === null ? null : this.claimRecord(tx, record, now);
   }
 
-  /** Claims an errand the driver picked, with the results of its dependencies. */
-  private async claimRecord(tx: WriteTx, record: ErrandRecord): Promise<Errand> {
-    const errand = await this.apply(tx, record, claim(record, this.clock.now()));
+  /**
+   * Claims an errand the driver picked, with the results of its dependencies; started at the
+   * `now` the driver counted it at under a rate limit.
+   */
+  private async claimRecord(tx: WriteTx, record: ErrandRecord, now: number): Promise<Errand> {
+    const errand = await this.apply(tx, record, claim(record, now));
     return this.withDependencyResults(tx, errand);
   }
 

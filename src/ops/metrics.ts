@@ -1,11 +1,12 @@
-// Prometheus metrics: v1's completion counter, queue depth, time waiting and running, HTTP
-// requests and latency by route, and event-stream clients. One registry per app; the series
+// Prometheus metrics: v1's completion counter, queue depth, time waiting and running, rate
+// limits and the claims they held back, HTTP requests and latency by route, and event-stream
+// clients. One registry per app; the series
 // by errand type are capped in number and dropped once their type is gone.
 
 import { Elysia } from "elysia";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { LocalEvent } from "../events/bus.ts";
-import type { CountRow } from "../store/records.ts";
+import type { CountRow, TypeControlsRecord } from "../store/records.ts";
 
 /** The fields of an event's errand the metrics read. */
 interface ErrandTimes {
@@ -40,6 +41,8 @@ export const IDLE_TYPE_MS = 10 * 60_000;
 export interface MetricsDeps {
   /** Errands stored, by type and status; read at each scrape. */
   depth: () => Promise<CountRow[]>;
+  /** The per-type controls, for the rate limits; read at each scrape. */
+  controls: () => Promise<TypeControlsRecord[]>;
   /** Claims waiting (long polls). */
   longPolls: () => number;
   /** The queue's clock, for how long a type has been idle. */
@@ -90,6 +93,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Counted as this instance's claims find their type's rate limit reached. */
+  private readonly rateLimited = new Counter({
+    name: "errands_rate_limited_total",
+    help: "Claims that took nothing because their type's rate limit was reached (each try of a long poll counts)",
+    labelNames: ["errand_type"] as const,
+    registers: [this.registry],
+  });
+
+  /** Set at each scrape from the stored controls. */
+  private readonly rateLimitMax = new Gauge({
+    name: "errands_rate_limit_max",
+    help: "Most claims of the type that may start in any window of its rate limit",
+    labelNames: ["errand_type"] as const,
+    registers: [this.registry],
+  });
+
+  private readonly rateLimitWindow = new Gauge({
+    name: "errands_rate_limit_window_seconds",
+    help: "The window of the type's rate limit",
+    labelNames: ["errand_type"] as const,
+    registers: [this.registry],
+  });
+
   /** Open event streams; the stream module reports each open (+1) and close (-1). */
   readonly sseClients = new Gauge({
     name: "errands_sse_clients",
@@ -107,9 +133,11 @@ export class Metrics {
 
   private readonly types: TypeLabels;
   private readonly depth: () => Promise<CountRow[]>;
+  private readonly controls: () => Promise<TypeControlsRecord[]>;
 
-  constructor({ depth, longPolls, now, maxTypes }: MetricsDeps) {
+  constructor({ depth, controls, longPolls, now, maxTypes }: MetricsDeps) {
     this.depth = depth;
+    this.controls = controls;
     this.types = new TypeLabels(maxTypes, now);
     new Gauge({
       name: "errands_long_poll_waiters",
@@ -161,6 +189,11 @@ export class Metrics {
     }
   }
 
+  /** A claim of the type took nothing: its rate limit was reached. */
+  observeRateLimited(type: string): void {
+    this.rateLimited.inc({ errand_type: this.types.of(type) });
+  }
+
   /** The series of each (method, route, status) seen: found by one map lookup per request
    *  rather than by hashing a labels object twice (prom-client's way). */
   private readonly requestSeries = new Map<
@@ -192,23 +225,35 @@ export class Metrics {
   }
 
   /**
-   * Drops the series of types idle with no errand stored, then sets the queue depth. Dropping
-   * first frees their places under the cap for the types stored now.
+   * Drops the series of types idle with no errand stored nor rate limit, then sets the queue
+   * depth and the rate limits. Dropping first frees their places under the cap for the types
+   * stored now.
    */
   private async collectTypes(): Promise<void> {
     const rows = await this.depth();
-    const stored = new Set(rows.map((row) => typeLabel(row.type)));
+    const limited = (await this.controls()).filter((control) => control.rateLimit !== null);
+    const stored = new Set([...rows, ...limited].map((row) => typeLabel(row.type)));
     for (const label of this.types.expire(stored)) this.forget(label);
     this.queueDepth.reset();
     // inc, not set: types past the cap, or whose labels coincide, add up in one series.
     for (const row of rows) {
       this.queueDepth.inc({ errand_type: this.types.of(row.type), status: row.status }, row.count);
     }
+    this.rateLimitMax.reset();
+    this.rateLimitWindow.reset();
+    for (const { type, rateLimit } of limited) {
+      const label = this.types.of(type);
+      // Limits of several types summed under one label would mean nothing.
+      if (label === OTHER_TYPES || !rateLimit) continue;
+      this.rateLimitMax.set({ errand_type: label }, rateLimit.max);
+      this.rateLimitWindow.set({ errand_type: label }, rateLimit.perMs / 1000);
+    }
     if (this.types.otherIdle()) this.forget(OTHER_TYPES);
   }
 
   private forget(label: string): void {
     this.waiting.remove({ errand_type: label });
+    this.rateLimited.remove({ errand_type: label });
     for (const status of ["completed", "failed"]) {
       this.completed.remove({ errand_type: label, status });
       this.running.remove({ errand_type: label, status });

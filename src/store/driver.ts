@@ -17,6 +17,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  RateHold,
   ScheduleRecord,
   Status,
   TypeControlsRecord,
@@ -92,6 +93,11 @@ export interface Reads {
   typeControls(): Promise<TypeControlsRecord[]>;
   /** When the longest-waiting inactive errand of a type was created, or null. */
   oldestWaiting(type: string): Promise<number | null>;
+  /**
+   * How many claims of a type started after `since`, as its rate limit counts them: the
+   * starts it keeps (claims made while the type had no rate limit are not kept).
+   */
+  claimStartsSince(type: string, since: number): Promise<number>;
 
   /**
    * The stored minutes from `from` on, oldest first: summed over all types, or with `type`
@@ -126,15 +132,25 @@ export interface WriteTx extends Reads {
   lockErrands(ids: string[]): Promise<ErrandRecord[]>;
   /**
    * The next errand of `type` a claim takes, to be changed in this transaction: the highest
-   * priority, then the oldest; none while the type is paused or has `concurrency` active.
+   * priority, then the oldest; none while the type is paused, has `concurrency` active, or
+   * its rate limit lets no claim start at `now`. The errand answered is taken: under a rate
+   * limit it counts as a claim started at `now`.
    */
-  nextClaimable(type: string): Promise<ErrandRecord | null>;
+  nextClaimable(type: string, now: number): Promise<ErrandRecord | null>;
   /**
    * The next `limit` errands of `type` claims take, in the order they take them, to be changed
-   * in this transaction: no more than the type's free slots under its concurrency limit, none
-   * while it is paused.
+   * in this transaction: no more than the type's free slots under its concurrency limit, nor
+   * than its rate limit lets start at `now`, none while it is paused. The errands answered are
+   * taken: under a rate limit each counts as a claim started at `now`. Claims of a type with a
+   * rate limit take turns to their commit, so that however many run at once, on however many
+   * instances, no window of `perMs` holds more than `max` starts.
    */
-  nextClaimables(type: string, limit: number): Promise<ErrandRecord[]>;
+  nextClaimables(type: string, limit: number, now: number): Promise<ErrandRecord[]>;
+  /**
+   * The type's rate limit when it lets no claim start at `now`, with the moment the next may;
+   * null when the type has no rate limit, is paused, or may start a claim now.
+   */
+  rateLimitHold(type: string, now: number): Promise<RateHold | null>;
   insertErrand(errand: ErrandRecord): Promise<void>;
   /** Writes back an errand read by lockErrand or nextClaimable, or inserted. */
   saveErrand(errand: ErrandRecord): Promise<void>;
@@ -188,6 +204,7 @@ export interface WriteTx extends Reads {
   pruneKeys(before: number, limit: number): Promise<number>;
 
   typeControl(type: string): Promise<TypeControlsRecord | null>;
+  /** Stores a type's controls; a rate limit cleared forgets the claim starts it kept. */
   setTypeControl(control: TypeControlsRecord): Promise<void>;
 
   /** Adds counts to the stored minutes, per type and to the minutes' totals. */

@@ -98,6 +98,18 @@ export interface TypeControlsRecord {
   type: string;
   paused: boolean;
   concurrency: number | null;
+  rateLimit: RateLimit | null;
+}
+
+/** At most `max` claims of a type start in any `perMs` ms. */
+export interface RateLimit {
+  max: number;
+  perMs: number;
+}
+
+/** A rate limit that lets no claim of its type start now, and when the next one may (ms). */
+export interface RateHold extends RateLimit {
+  until: number;
 }
 
 export interface CountRow {

@@ -4,6 +4,30 @@ import { type Static, t } from "elysia";
 import { Integer } from "../errands/model.ts";
 import { HISTORY_MINUTES } from "./history.ts";
 
+/** The longest window a rate limit counts in: a day. */
+export const MAX_RATE_WINDOW_MS = 86_400_000;
+
+export const RateLimit = t.Object(
+  {
+    max: Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      description: "Most claims of the type that start in any window of `perMs`",
+    }),
+    perMs: Integer({
+      minimum: 1,
+      maximum: MAX_RATE_WINDOW_MS,
+      description: "The window, in ms: 1 to 86400000 (a day)",
+    }),
+  },
+  {
+    additionalProperties: true,
+    description:
+      "At most `max` claims of the type start in any `perMs` ms, across all workers and instances",
+    examples: [{ max: 10, perMs: 1000 }],
+  },
+);
+
 export const TypeControls = t.Object(
   {
     paused: t.Optional(t.Boolean({ description: "A paused type answers claims with No jobs" })),
@@ -12,8 +36,17 @@ export const TypeControls = t.Object(
         description: "At most this many errands of the type active at once; null for no limit",
       }),
     ),
+    rateLimit: t.Optional(
+      t.Union([RateLimit, t.Null()], {
+        description:
+          "At most `max` claims of the type start in any window of `perMs` ms; null for no limit",
+      }),
+    ),
   },
-  { additionalProperties: true, examples: [{ paused: false, concurrency: 4 }] },
+  {
+    additionalProperties: true,
+    examples: [{ paused: false, concurrency: 4, rateLimit: { max: 10, perMs: 1000 } }],
+  },
 );
 export type TypeControls = Static<typeof TypeControls>;
 
@@ -26,6 +59,11 @@ export const TypeSummary = t.Object(
     }),
     paused: t.Boolean(),
     concurrency: t.Union([Integer(), t.Null()]),
+    rateLimit: t.Union([RateLimit, t.Null()]),
+    claimsInWindow: t.Union([Integer(), t.Null()], {
+      description:
+        "Under a rate limit, the claims started in the last `perMs` ms (the allowance left is `max` minus this); null without one",
+    }),
   },
   {
     examples: [
@@ -35,6 +73,8 @@ export const TypeSummary = t.Object(
         oldestWaitingMs: 5400,
         paused: false,
         concurrency: 4,
+        rateLimit: { max: 10, perMs: 1000 },
+        claimsInWindow: 7,
       },
     ],
   },

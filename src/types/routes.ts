@@ -2,7 +2,7 @@
 // history by minute, and its controls.
 
 import { Elysia, t } from "elysia";
-import { ErrorBody, errorBody, ok } from "../errands/model.ts";
+import { errorBody, ok } from "../errands/model.ts";
 import type { History } from "./history.ts";
 import { HistoryMinute, HistoryQuery, TypeControls, TypeSummary } from "./model.ts";
 import type { TypeService } from "./service.ts";
@@ -12,7 +12,8 @@ export function typeRoutes(types: TypeService, history: History) {
     .get("/v1/types", async () => ({ status: "OK" as const, results: await types.list() }), {
       response: { 200: ok(t.Array(TypeSummary)) },
       detail: {
-        summary: "Every type: errands by status, oldest waiting age, paused, concurrency",
+        summary:
+          "Every type: errands by status, oldest waiting age, paused, concurrency, rate limit",
       },
     })
     .get(
@@ -45,11 +46,17 @@ export function typeRoutes(types: TypeService, history: History) {
       {
         params: t.Object({ type: t.String({ minLength: 1, maxLength: 255 }) }),
         body: TypeControls,
-        response: { 200: ok(TypeSummary), 400: ErrorBody },
+        response: {
+          200: ok(TypeSummary),
+          400: errorBody(
+            "A control is not of its kind (the field is named): `paused` not a boolean, `concurrency` not null nor a whole number from 1 to 1000000, `rateLimit` not null nor `max` 1 to 1000000 and `perMs` 1 to 86400000 (whole numbers)",
+          ),
+        },
         detail: {
-          summary: "Pause a type or limit how many of its errands run at once",
+          summary:
+            "Pause a type, limit how many of its errands run at once, or how fast they start",
           description:
-            'Body `{"paused":bool,"concurrency":n|null}`; a field left out keeps its value. A paused type, or one with `concurrency` errands already active, answers claims with 404 `No jobs` (a long-poll keeps waiting). Stored: survives a restart.',
+            'Body `{"paused":bool,"concurrency":n|null,"rateLimit":{"max":n,"perMs":ms}|null}`; a field left out keeps its value. A paused type, one with `concurrency` errands already active, or one whose rate limit has seen `max` claims start in the last `perMs` ms, answers claims with 404 `No jobs` (with `retryAfterMs` and `Retry-After` under the rate limit); a long-poll keeps waiting. The rate limit holds across all workers and instances. Stored: survives a restart.',
         },
       },
     );

@@ -1,4 +1,4 @@
-// Per-type controls (paused, concurrency) and the per-type view of the queue.
+// Per-type controls (paused, concurrency, rate limit) and the per-type view of the queue.
 
 import type { Clock } from "../clock.ts";
 import type { Driver } from "../store/driver.ts";
@@ -8,7 +8,7 @@ export class TypeService {
   constructor(
     private readonly driver: Driver,
     private readonly clock: Clock,
-    /** Told when a type may have become claimable (unpaused, more concurrency). */
+    /** Told when a type may have become claimable (unpaused, more concurrency, a higher rate). */
     private readonly onChange: (type: string) => void = () => {},
   ) {}
 
@@ -19,7 +19,7 @@ export class TypeService {
     const entry = (type: string): TypeSummary => {
       let summary = byType.get(type);
       if (!summary) {
-        summary = { type, counts: {}, oldestWaitingMs: null, paused: false, concurrency: null };
+        summary = uncontrolled(type);
         byType.set(type, summary);
       }
       return summary;
@@ -27,12 +27,17 @@ export class TypeService {
     for (const row of await reads.countsByTypeAndStatus()) {
       entry(row.type).counts[row.status] = row.count;
     }
+    const now = this.clock.now();
     for (const control of await reads.typeControls()) {
       const summary = entry(control.type);
       summary.paused = control.paused;
       summary.concurrency = control.concurrency;
+      summary.rateLimit = control.rateLimit;
+      if (control.rateLimit) {
+        const since = now - control.rateLimit.perMs;
+        summary.claimsInWindow = await reads.claimStartsSince(control.type, since);
+      }
     }
-    const now = this.clock.now();
     for (const summary of byType.values()) {
       if (!summary.counts.inactive) continue;
       const oldest = await reads.oldestWaiting(summary.type);
@@ -43,6 +48,11 @@ export class TypeService {
 
   /** Sets a type's controls; a field left out keeps its value. */
   async set(type: string, controls: TypeControls): Promise<TypeSummary> {
+    // Only the limit's own fields are kept: the body may carry others (they are ignored).
+    const rate = controls.rateLimit && {
+      max: controls.rateLimit.max,
+      perMs: controls.rateLimit.perMs,
+    };
     await this.driver.write(async (tx) => {
       const current = await tx.typeControl(type);
       await tx.setTypeControl({
@@ -52,10 +62,24 @@ export class TypeService {
           controls.concurrency === undefined
             ? (current?.concurrency ?? null)
             : controls.concurrency,
+        rateLimit: rate === undefined ? (current?.rateLimit ?? null) : rate,
       });
     });
     this.onChange(type);
     const summary = (await this.list()).find((s) => s.type === type);
-    return summary ?? { type, counts: {}, oldestWaitingMs: null, paused: false, concurrency: null };
+    return summary ?? uncontrolled(type);
   }
+}
+
+/** A type with no errands counted yet and no controls. */
+function uncontrolled(type: string): TypeSummary {
+  return {
+    type,
+    counts: {},
+    oldestWaitingMs: null,
+    paused: false,
+    concurrency: null,
+    rateLimit: null,
+    claimsInWindow: null,
+  };
 }

@@ -108,25 +108,29 @@ async function save(driver: Driver, ...records: ErrandRecord[]): Promise<void> {
   });
 }
 
+/** When the claims of these tests start, unless one says. */
+const CLAIMED_AT = T0 + 5000;
+
 /** Makes an errand a claim read active, as the service does. */
-const activate = (tx: WriteTx, next: ErrandRecord) =>
-  tx.saveErrand({ ...next, status: "active", attempts: next.attempts + 1, started: T0 + 5000 });
+const activate = (tx: WriteTx, next: ErrandRecord, now = CLAIMED_AT) =>
+  tx.saveErrand({ ...next, status: "active", attempts: next.attempts + 1, started: now });
 
 /** Claims the next errand of a type as the service does: the errand made active, its id. */
-async function claimIn(tx: WriteTx, type: string): Promise<string | null> {
-  const next = await tx.nextClaimable(type);
+async function claimIn(tx: WriteTx, type: string, now = CLAIMED_AT): Promise<string | null> {
+  const next = await tx.nextClaimable(type, now);
   if (next === null) return null;
-  await activate(tx, next);
+  await activate(tx, next, now);
   return next.id;
 }
 
-const claim = (driver: Driver, type = "t") => driver.write((tx) => claimIn(tx, type));
+const claim = (driver: Driver, type = "t", now = CLAIMED_AT) =>
+  driver.write((tx) => claimIn(tx, type, now));
 
 /** Claims up to `limit` errands of a type in one write, as a batch claim does: their ids. */
-const claimBatch = (driver: Driver, limit: number, type = "t") =>
+const claimBatch = (driver: Driver, limit: number, type = "t", now = CLAIMED_AT) =>
   driver.write(async (tx) => {
-    const taken = await tx.nextClaimables(type, limit);
-    for (const next of taken) await activate(tx, next);
+    const taken = await tx.nextClaimables(type, limit, now);
+    for (const next of taken) await activate(tx, next, now);
     return ids(taken);
   });
 
@@ -189,7 +193,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           await tx.insertErrand(e);
           await tx.appendLog(e.id, line("hello"));
           await tx.appendEvent("created", T0, "{}");
-          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null, rateLimit: null });
           // Reads outside the transaction, while it is open: they never wait on a write.
           const r = driver.reads;
           return {
@@ -215,7 +219,9 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(ids(await r.errandPage({}, "", 10, "oldest"))).toEqual([e.id]);
         expect((await logged(driver, 1)).map((x) => x.event)).toEqual(["created"]);
         expect(await counts(r)).toEqual({ "t/inactive": 1 });
-        expect(await r.typeControls()).toEqual([{ type: "t", paused: true, concurrency: null }]);
+        expect(await r.typeControls()).toEqual([
+          { type: "t", paused: true, concurrency: null, rateLimit: null },
+        ]);
       });
 
       test("reads inside a write see its own changes", async () => {
@@ -231,7 +237,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           await tx.insertErrand(c);
           await tx.insertDependencies(p.id, [[b.id, a.id]]);
           await tx.appendLog(c.id, line("one"));
-          await tx.setTypeControl({ type: "u", paused: false, concurrency: 4 });
+          await tx.setTypeControl({ type: "u", paused: false, concurrency: 4, rateLimit: null });
           await tx.rememberKey("k", "req", "res", T0);
           return {
             errand: await tx.errand(c.id),
@@ -265,8 +271,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           dependencies: [{ target: "e2", dependsOn: "e1" }],
           dependencyResults: [{ name: "e1", results: '{"n":1}' }],
           counts: { "t/completed": 1, "t/blocked": 1, "u/inactive": 1 },
-          controls: [{ type: "u", paused: false, concurrency: 4 }],
-          control: { type: "u", paused: false, concurrency: 4 },
+          controls: [{ type: "u", paused: false, concurrency: 4, rateLimit: null }],
+          control: { type: "u", paused: false, concurrency: 4, rateLimit: null },
           oldestWaiting: c.created,
           key: { request: "req", response: "res" },
         });
@@ -278,7 +284,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         await driver.write(async (tx) => {
           await tx.insertErrand(x);
           await tx.appendLog(x.id, line("kept"));
-          await tx.setTypeControl({ type: "t", paused: false, concurrency: 3 });
+          await tx.setTypeControl({ type: "t", paused: false, concurrency: 3, rateLimit: null });
           await tx.appendEvent("created", T0, "{}");
         });
         const eventId = (await logged(driver, 1))[0]?.id;
@@ -302,8 +308,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           await tx.insertPipeline(p);
           await tx.insertErrand(z);
           await tx.insertDependencies(p.id, [[z.id, y.id]]);
-          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
-          await tx.setTypeControl({ type: "u", paused: true, concurrency: 1 });
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null, rateLimit: null });
+          await tx.setTypeControl({ type: "u", paused: true, concurrency: 1, rateLimit: null });
           throw boom;
         });
         await expect(failed).rejects.toBe(boom);
@@ -597,8 +603,8 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         const driver = await fresh();
         const e = errand(2, { type: "wanted", options: { ttl: 1 }, data: '{"f":1}' });
         await insert(driver, errand(1, { type: "other" }), e, errand(3, { type: "wanted2" }));
-        expect(await driver.write((tx) => tx.nextClaimable("wanted"))).toStrictEqual(e);
-        expect(await driver.write((tx) => tx.nextClaimable("missing"))).toBeNull();
+        expect(await driver.write((tx) => tx.nextClaimable("wanted", CLAIMED_AT))).toStrictEqual(e);
+        expect(await driver.write((tx) => tx.nextClaimable("missing", CLAIMED_AT))).toBeNull();
         expect(await claimAll(driver, "wanted")).toEqual([e.id]);
         expect(await claimAll(driver, "other")).toEqual([errandId(1)]);
       });
@@ -628,7 +634,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
             errand(i + 1, { status, priority: 100, created: T0 - 1000 }),
           ),
         );
-        expect(await driver.write((tx) => tx.nextClaimable("t"))).toBeNull();
+        expect(await driver.write((tx) => tx.nextClaimable("t", CLAIMED_AT))).toBeNull();
         await insert(driver, errand(10, { priority: -100 }));
         expect(await claimAll(driver)).toEqual([errandId(10)]);
       });
@@ -637,12 +643,12 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         const driver = await fresh();
         await insert(driver, errand(1), errand(2, { type: "u" }));
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "t", paused: true, concurrency: null }),
+          tx.setTypeControl({ type: "t", paused: true, concurrency: null, rateLimit: null }),
         );
-        expect(await driver.write((tx) => tx.nextClaimable("t"))).toBeNull();
+        expect(await driver.write((tx) => tx.nextClaimable("t", CLAIMED_AT))).toBeNull();
         expect(await claim(driver, "u")).toBe(errandId(2));
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null, rateLimit: null }),
         );
         expect(await claim(driver, "t")).toBe(errandId(1));
       });
@@ -655,7 +661,9 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           running(5, { type: "u" }),
           errand(6, { type: "u" }),
         );
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 2 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 2, rateLimit: null }),
+        );
         expect(await claim(driver)).toBe(errandId(1));
         expect(await claim(driver)).toBe(errandId(2));
         expect(await claim(driver)).toBeNull();
@@ -667,12 +675,14 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await claim(driver)).toBe(errandId(3));
         expect(await claim(driver)).toBeNull();
         // Raising the limit frees slots; lifting it frees them all.
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 3 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 3, rateLimit: null }),
+        );
         expect(await claim(driver)).toBe(errandId(4));
         await insert(driver, errand(7), errand(8));
         expect(await claim(driver)).toBeNull();
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null, rateLimit: null }),
         );
         expect(await claimAll(driver)).toEqual([errandId(7), errandId(8)]);
       });
@@ -680,7 +690,9 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
       test("errands a write made active count against the concurrency limit within that write", async () => {
         const driver = await fresh();
         await insert(driver, errand(1), errand(2), errand(3));
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 2 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 2, rateLimit: null }),
+        );
         const taken = await driver.write(async (tx) => [
           await claimIn(tx, "t"),
           await claimIn(tx, "t"),
@@ -694,7 +706,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         await insert(driver, ...[1, 2, 3].map((n) => errand(n)));
         await insert(driver, ...[11, 12, 13, 14].map((n) => errand(n, { type: "limited" })));
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "limited", paused: false, concurrency: 2 }),
+          tx.setTypeControl({ type: "limited", paused: false, concurrency: 2, rateLimit: null }),
         );
         const [free, limited] = await Promise.all([
           Promise.all(Array.from({ length: 5 }, () => claim(driver, "t"))),
@@ -727,7 +739,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
           errand(8, { status: "blocked", priority: 100 }),
           running(9, { priority: 100 }),
         );
-        const first = await driver.write((tx) => tx.nextClaimables("t", 3));
+        const first = await driver.write((tx) => tx.nextClaimables("t", 3, CLAIMED_AT));
         expect(ids(first)).toEqual([5, 3, 4].map(errandId));
         expect(first[0]).toStrictEqual(errand(5, { priority: 10, created: T0 + 900 }));
         expect(await claimBatch(driver, 2)).toEqual([5, 3].map(errandId));
@@ -740,19 +752,25 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
       test("nextClaimables answers none while the type is paused, and no more than its free slots", async () => {
         const driver = await fresh();
         await insert(driver, running(1), ...[2, 3, 4, 5, 6, 7].map((n) => errand(n)));
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: true, concurrency: 3 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: true, concurrency: 3, rateLimit: null }),
+        );
         expect(await claimBatch(driver, 10)).toEqual([]);
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 3 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 3, rateLimit: null }),
+        );
         // One of three slots is taken: two are free.
         expect(await claimBatch(driver, 10)).toEqual([2, 3].map(errandId));
         expect(await claimBatch(driver, 10)).toEqual([]);
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 5 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 5, rateLimit: null }),
+        );
         expect(await claimBatch(driver, 1)).toEqual([errandId(4)]);
         // Errands this write made active count against the limit within it.
         const inOneWrite = await driver.write(async (tx) => {
           const taken = [];
           for (let round = 0; round < 3; round++) {
-            const batch = await tx.nextClaimables("t", 10);
+            const batch = await tx.nextClaimables("t", 10, CLAIMED_AT);
             for (const next of batch) await activate(tx, next);
             taken.push(ids(batch));
           }
@@ -760,7 +778,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         });
         expect(inOneWrite).toEqual([[errandId(5)], [], []]);
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "t", paused: false, concurrency: null }),
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null, rateLimit: null }),
         );
         expect(await claimBatch(driver, 10)).toEqual([6, 7].map(errandId));
       });
@@ -770,7 +788,7 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         await insert(driver, ...Array.from({ length: 20 }, (_, i) => errand(i + 1)));
         await insert(driver, ...[31, 32, 33, 34, 35].map((n) => errand(n, { type: "limited" })));
         await driver.write((tx) =>
-          tx.setTypeControl({ type: "limited", paused: false, concurrency: 3 }),
+          tx.setTypeControl({ type: "limited", paused: false, concurrency: 3, rateLimit: null }),
         );
         const [free, limited] = await Promise.all([
           Promise.all(Array.from({ length: 5 }, () => claimBatch(driver, 6))),
@@ -810,6 +828,212 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect((await driver.reads.errand(errandId(1)))?.status).toBe("completed");
         expect(await driver.reads.errand(errandId(2))).toBeNull();
         expect(await counts(driver.reads)).toEqual({ "t/completed": 1, "u/failed": 1 });
+      });
+    });
+
+    describe("rate limits", () => {
+      /** Sets type `t`'s rate limit (and its concurrency limit, none unless given). */
+      const limit = (
+        driver: Driver,
+        max: number,
+        perMs: number,
+        concurrency: number | null = null,
+      ) =>
+        driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency, rateLimit: { max, perMs } }),
+        );
+      const hold = (driver: Driver, now: number, type = "t") =>
+        driver.write((tx) => tx.rateLimitHold(type, now));
+
+      test("setTypeControl stores a rate limit; typeControl and typeControls read it; null clears it", async () => {
+        const driver = await fresh();
+        const limited = {
+          type: "t",
+          paused: false,
+          concurrency: 2,
+          rateLimit: { max: 10, perMs: 1000 },
+        };
+        await driver.write((tx) => tx.setTypeControl(limited));
+        expect(await driver.write((tx) => tx.typeControl("t"))).toEqual(limited);
+        expect(await driver.reads.typeControls()).toEqual([limited]);
+        await driver.write((tx) => tx.setTypeControl({ ...limited, rateLimit: null }));
+        expect(await driver.reads.typeControls()).toEqual([{ ...limited, rateLimit: null }]);
+      });
+
+      test("nextClaimable starts at most `max` claims in any window of `perMs`, more as it slides", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 10 }, (_, i) => errand(i + 1)));
+        await limit(driver, 3, 1000);
+        const at = (ms: number) => claim(driver, "t", T0 + ms);
+        expect([await at(0), await at(100), await at(200)]).toEqual([1, 2, 3].map(errandId));
+        expect(await at(300)).toBeNull();
+        expect(await at(999)).toBeNull();
+        // The claim of t = 0 leaves the window at 1000: one may start, then none until 1100.
+        expect(await at(1000)).toBe(errandId(4));
+        expect(await at(1050)).toBeNull();
+        expect(await at(1100)).toBe(errandId(5));
+        expect(await at(1200)).toBe(errandId(6));
+        expect(await at(1300)).toBeNull();
+        // Another type is not held back.
+        await insert(driver, errand(20, { type: "u" }));
+        expect(await claim(driver, "u", T0 + 1300)).toBe(errandId(20));
+      });
+
+      test("rateLimitHold tells when the next claim may start, and nothing while one may", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 5 }, (_, i) => errand(i + 1)));
+        expect(await hold(driver, T0)).toBeNull();
+        await limit(driver, 2, 1000);
+        expect(await hold(driver, T0)).toBeNull();
+        await claim(driver, "t", T0 + 100);
+        expect(await hold(driver, T0 + 150)).toBeNull();
+        await claim(driver, "t", T0 + 200);
+        expect(await hold(driver, T0 + 250)).toEqual({ max: 2, perMs: 1000, until: T0 + 1100 });
+        expect(await hold(driver, T0 + 1099)).toEqual({ max: 2, perMs: 1000, until: T0 + 1100 });
+        expect(await hold(driver, T0 + 1100)).toBeNull();
+        // A paused type is held back by its pause, not by its rate limit.
+        await driver.write((tx) =>
+          tx.setTypeControl({
+            type: "t",
+            paused: true,
+            concurrency: null,
+            rateLimit: { max: 2, perMs: 1000 },
+          }),
+        );
+        expect(await hold(driver, T0 + 250)).toBeNull();
+        expect(await hold(driver, T0 + 250, "other")).toBeNull();
+      });
+
+      test("nextClaimables takes no more than the rate limit lets start", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 12 }, (_, i) => errand(i + 1)));
+        await limit(driver, 5, 1000);
+        expect(await claimBatch(driver, 3, "t", T0)).toEqual([1, 2, 3].map(errandId));
+        expect(await claimBatch(driver, 10, "t", T0 + 100)).toEqual([4, 5].map(errandId));
+        expect(await claimBatch(driver, 10, "t", T0 + 500)).toEqual([]);
+        expect(await hold(driver, T0 + 500)).toEqual({ max: 5, perMs: 1000, until: T0 + 1000 });
+        // At 1000 the three of t = 0 leave the window; at 1100 the two of t = 100.
+        expect(await claimBatch(driver, 10, "t", T0 + 1000)).toEqual([6, 7, 8].map(errandId));
+        expect(await claimBatch(driver, 1, "t", T0 + 1050)).toEqual([]);
+        expect(await claimBatch(driver, 10, "t", T0 + 1100)).toEqual([9, 10].map(errandId));
+        // Fewer errands than the allowance: all of them, each counted.
+        expect(await claimBatch(driver, 10, "t", T0 + 2000)).toEqual([11, 12].map(errandId));
+        // Kept: the newest five (one started at 1000); the older ones no claim reads again.
+        expect(await driver.reads.claimStartsSince("t", T0 + 1000)).toBe(4);
+        expect(await driver.reads.claimStartsSince("t", T0 - 1)).toBe(5);
+      });
+
+      test("claims of one write count against the rate limit within it; a write rolled back counts none", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 4 }, (_, i) => errand(i + 1)));
+        await limit(driver, 2, 1000);
+        const taken = await driver.write(async (tx) => [
+          await claimIn(tx, "t", T0),
+          await claimIn(tx, "t", T0),
+          await claimIn(tx, "t", T0),
+        ]);
+        expect(taken).toEqual([errandId(1), errandId(2), null]);
+        const failing = driver.write(async (tx) => {
+          await claimIn(tx, "t", T0 + 1000);
+          throw new Error("rolled back");
+        });
+        expect(failing).rejects.toThrow("rolled back");
+        await failing.catch(() => {});
+        expect(await claimBatch(driver, 5, "t", T0 + 1000)).toEqual([3, 4].map(errandId));
+      });
+
+      test("with a concurrency limit too, the tighter bound holds", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 6 }, (_, i) => errand(i + 1)));
+        await limit(driver, 4, 1000, 2);
+        expect(await claimBatch(driver, 10, "t", T0)).toEqual([1, 2].map(errandId));
+        // No slot free: held back by the concurrency limit, not by the rate limit.
+        expect(await claimBatch(driver, 10, "t", T0)).toEqual([]);
+        expect(await hold(driver, T0)).toBeNull();
+        const first = await driver.reads.errand(errandId(1));
+        const second = await driver.reads.errand(errandId(2));
+        if (first && second) {
+          await save(
+            driver,
+            { ...first, status: "completed", finished: T0 },
+            { ...second, status: "completed", finished: T0 },
+          );
+        }
+        // Two slots free, but only two more starts in the window.
+        expect(await claimBatch(driver, 10, "t", T0 + 10)).toEqual([3, 4].map(errandId));
+        const third = await driver.reads.errand(errandId(3));
+        if (third) await save(driver, { ...third, status: "completed", finished: T0 });
+        expect(await claimBatch(driver, 10, "t", T0 + 20)).toEqual([]);
+        expect(await hold(driver, T0 + 20)).toEqual({ max: 4, perMs: 1000, until: T0 + 1000 });
+      });
+
+      test("a limit lowered holds until enough starts leave the window; raised, lets more start", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 10 }, (_, i) => errand(i + 1)));
+        await limit(driver, 4, 1000);
+        expect(await claimBatch(driver, 4, "t", T0)).toHaveLength(4);
+        await limit(driver, 2, 1000);
+        expect(await claimBatch(driver, 4, "t", T0 + 500)).toEqual([]);
+        expect(await hold(driver, T0 + 500)).toEqual({ max: 2, perMs: 1000, until: T0 + 1000 });
+        // Raised again within the window: the four starts still count.
+        await limit(driver, 6, 1000);
+        expect(await claimBatch(driver, 4, "t", T0 + 600)).toHaveLength(2);
+        expect(await claimBatch(driver, 4, "t", T0 + 700)).toEqual([]);
+      });
+
+      test("clearing the rate limit forgets its starts", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 6 }, (_, i) => errand(i + 1)));
+        await limit(driver, 2, 1000);
+        expect(await claimBatch(driver, 5, "t", T0)).toHaveLength(2);
+        expect(await driver.reads.claimStartsSince("t", T0 - 1)).toBe(2);
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: null, rateLimit: null }),
+        );
+        expect(await driver.reads.claimStartsSince("t", T0 - 1)).toBe(0);
+        expect(await claimBatch(driver, 2, "t", T0 + 1)).toHaveLength(2);
+        // Set again: the claims made without it are not counted.
+        await limit(driver, 2, 1000);
+        expect(await claimBatch(driver, 5, "t", T0 + 2)).toHaveLength(2);
+      });
+
+      test("claimStartsSince counts the starts after a moment, of one type", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 4 }, (_, i) => errand(i + 1)));
+        await insert(driver, errand(10, { type: "u" }));
+        await limit(driver, 10, 1000);
+        await driver.write((tx) =>
+          tx.setTypeControl({
+            type: "u",
+            paused: false,
+            concurrency: null,
+            rateLimit: { max: 10, perMs: 1000 },
+          }),
+        );
+        await claim(driver, "t", T0);
+        await claim(driver, "t", T0 + 100);
+        await claimBatch(driver, 2, "t", T0 + 200);
+        await claim(driver, "u", T0 + 200);
+        expect(await driver.reads.claimStartsSince("t", T0 - 1)).toBe(4);
+        expect(await driver.reads.claimStartsSince("t", T0)).toBe(3);
+        expect(await driver.reads.claimStartsSince("t", T0 + 199)).toBe(2);
+        expect(await driver.reads.claimStartsSince("t", T0 + 200)).toBe(0);
+        expect(await driver.reads.claimStartsSince("u", T0 - 1)).toBe(1);
+        expect(await driver.reads.claimStartsSince("missing", T0 - 1)).toBe(0);
+      });
+
+      test("concurrent claims never start more than `max` in a window", async () => {
+        const driver = await fresh();
+        await insert(driver, ...Array.from({ length: 30 }, (_, i) => errand(i + 1)));
+        await limit(driver, 7, 1000);
+        const [single, batches] = await Promise.all([
+          Promise.all(Array.from({ length: 10 }, () => claim(driver, "t", T0))),
+          Promise.all(Array.from({ length: 5 }, () => claimBatch(driver, 3, "t", T0))),
+        ]);
+        const taken = [...single.filter((id) => id !== null), ...batches.flat()];
+        expect(taken).toHaveLength(7);
+        expect(new Set(taken).size).toBe(7);
+        expect(await counts(driver.reads)).toEqual({ "t/active": 7, "t/inactive": 23 });
       });
     });
 
@@ -1714,27 +1938,31 @@ export function driverContract(name: string, open: () => Promise<OpenedDriver>):
         expect(await driver.reads.typeControls()).toEqual([]);
         expect(await driver.write((tx) => tx.typeControl("t"))).toBeNull();
         await driver.write(async (tx) => {
-          await tx.setTypeControl({ type: "t", paused: true, concurrency: null });
-          await tx.setTypeControl({ type: "s", paused: false, concurrency: 3 });
+          await tx.setTypeControl({ type: "t", paused: true, concurrency: null, rateLimit: null });
+          await tx.setTypeControl({ type: "s", paused: false, concurrency: 3, rateLimit: null });
         });
         expect(await driver.write((tx) => tx.typeControl("t"))).toEqual({
           type: "t",
           paused: true,
           concurrency: null,
+          rateLimit: null,
         });
         expect(byType(await driver.reads.typeControls())).toEqual([
-          { type: "s", paused: false, concurrency: 3 },
-          { type: "t", paused: true, concurrency: null },
+          { type: "s", paused: false, concurrency: 3, rateLimit: null },
+          { type: "t", paused: true, concurrency: null, rateLimit: null },
         ]);
-        await driver.write((tx) => tx.setTypeControl({ type: "t", paused: false, concurrency: 0 }));
+        await driver.write((tx) =>
+          tx.setTypeControl({ type: "t", paused: false, concurrency: 0, rateLimit: null }),
+        );
         expect(await driver.write((tx) => tx.typeControl("t"))).toEqual({
           type: "t",
           paused: false,
           concurrency: 0,
+          rateLimit: null,
         });
         expect(byType(await driver.reads.typeControls())).toEqual([
-          { type: "s", paused: false, concurrency: 3 },
-          { type: "t", paused: false, concurrency: 0 },
+          { type: "s", paused: false, concurrency: 3, rateLimit: null },
+          { type: "t", paused: false, concurrency: 0, rateLimit: null },
         ]);
       });
 

@@ -23,6 +23,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  RateHold,
   ScheduleRecord,
   Status,
   TypeControlsRecord,
@@ -127,6 +128,18 @@ const toLog = (row: Row): LogEntry => ({
 });
 
 const ids = (rows: Row[]): string[] => rows.map((row) => row.id as string);
+
+function toControls(row: Row): TypeControlsRecord {
+  return {
+    type: row.type as string,
+    paused: row.paused === true,
+    concurrency: numOrNull(row.concurrency),
+    rateLimit:
+      row.rate_max === null || row.rate_per_ms === null
+        ? null
+        : { max: num(row.rate_max), perMs: num(row.rate_per_ms) },
+  };
+}
 
 export class PgReads implements Reads {
   protected sql: Query;
@@ -322,12 +335,16 @@ export class PgReads implements Reads {
   }
 
   async typeControls(): Promise<TypeControlsRecord[]> {
-    const rows = await this.sql`SELECT type, paused, concurrency FROM types ORDER BY type`;
-    return rows.map((row: Row) => ({
-      type: row.type as string,
-      paused: row.paused === true,
-      concurrency: row.concurrency === null ? null : Number(row.concurrency),
-    }));
+    const rows = await this.sql`
+      SELECT type, paused, concurrency, rate_max, rate_per_ms FROM types ORDER BY type`;
+    return rows.map(toControls);
+  }
+
+  async claimStartsSince(type: string, since: number): Promise<number> {
+    // The type's kept starts, one range of the key: at most about its limit's worth.
+    const [row] = await this.sql`
+      SELECT count(*) AS count FROM claim_starts WHERE type = ${type} AND started > ${since}`;
+    return num(row?.count ?? 0);
   }
 
   async oldestWaiting(type: string): Promise<number | null> {
@@ -409,6 +426,8 @@ export class PgTx extends PgReads implements WriteTx {
   private readonly deltas = new Map<string, { type: string; status: string; delta: number }>();
   /** Whether this write recorded events, for the sequencer. */
   eventsAppended = false;
+  /** Types this write's claims found without a rate limit, or paused. */
+  private readonly unlimited = new Set<string>();
   /** Writes whose answer nothing reads, sent with the next query (pipelined, one round trip). */
   private readonly queued: Array<() => Promise<unknown>> = [];
   /** Queues a write: it goes out, in order, just before the next query or the commit. */
@@ -505,33 +524,87 @@ export class PgTx extends PgReads implements WriteTx {
     return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
-  async nextClaimable(type: string): Promise<ErrandRecord | null> {
-    const [first] = await this.nextClaimables(type, 1);
+  async nextClaimable(type: string, now: number): Promise<ErrandRecord | null> {
+    const [first] = await this.nextClaimables(type, 1, now);
     return first ?? null;
   }
 
-  async nextClaimables(type: string, limit: number): Promise<ErrandRecord[]> {
+  async nextClaimables(type: string, limit: number, now: number): Promise<ErrandRecord[]> {
     // The common case in one statement: a type with no controls (no pause, no limit).
     const free = await this.sql`
       SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
          AND NOT EXISTS (SELECT 1 FROM types
-                          WHERE types.type = ${type} AND (paused OR concurrency IS NOT NULL))
+                          WHERE types.type = ${type}
+                            AND (paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL))
        ORDER BY priority DESC, created, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
     if (free.length > 0) return free.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
-    const [control] = await this.sql`SELECT paused, concurrency FROM types WHERE type = ${type}`;
-    if (!control || control.paused === true || control.concurrency === null) return [];
-    // Claims of a limited type take turns to its commit, so each counts the others' claims.
+    const [control] = await this.sql`
+      SELECT paused, concurrency, rate_max FROM types WHERE type = ${type}`;
+    // A rateLimitHold of this write then need not ask again.
+    if (!control || control.paused === true || control.rate_max === null) this.unlimited.add(type);
+    if (!control || control.paused === true) return [];
+    if (control.concurrency === null && control.rate_max === null) return [];
+    // Claims of a limited type take turns to their commit, so each counts the others' claims
+    // and starts.
     await this.sql`SELECT pg_advisory_xact_lock(hashtextextended(${`errands type ${type}`}, 0))`;
-    // The free slots, counted under that turn, bound how many are taken.
+    // The free slots and the rate limit's allowance, counted under that turn, bound how many
+    // are taken. Claim claims_started + j may start now if claim claims_started + j - rate_max
+    // started rate_per_ms ago or more (or is not kept): the first kept start of those still in
+    // the window bounds the take, one key read per errand asked, and never more than rate_max
+    // at once (beyond, a claim would wait on one of its own batch).
     const rows = await this.sql`
       WITH slots AS (
-        SELECT GREATEST(0, LEAST(${limit}::int, t.concurrency - (
-                 SELECT count(*) FROM errands WHERE type = ${type} AND status = 'active'))) AS n
+        SELECT GREATEST(0, LEAST(${limit}::int,
+                 coalesce(t.concurrency - (
+                   SELECT count(*) FROM errands WHERE type = ${type} AND status = 'active'),
+                   ${limit}::int),
+                 coalesce((
+                   SELECT min(s.seq) FROM claim_starts s
+                    WHERE s.type = t.type
+                      AND s.seq BETWEEN t.claims_started + 1 - t.rate_max
+                                    AND t.claims_started + ${limit}::int - t.rate_max
+                      AND s.started > ${now}::bigint - t.rate_per_ms)
+                   - (t.claims_started + 1 - t.rate_max), t.rate_max))) AS n
           FROM types t WHERE t.type = ${type} AND NOT t.paused)
       SELECT * FROM errands WHERE type = ${type} AND status = 'inactive'
        ORDER BY priority DESC, created, id
        LIMIT coalesce((SELECT n FROM slots), 0) FOR UPDATE SKIP LOCKED`;
+    if (rows.length > 0) await this.countStarts(type, rows.length, now);
     return rows.map((row: Row) => this.seen(toRecord(row)) as ErrandRecord);
+  }
+
+  /**
+   * Numbers `count` claims of a type started at `now` when it has a rate limit (nothing
+   * otherwise), dropping the starts no claim reads again: older than the newest rate_max and
+   * out of the window. Sent with the next query.
+   */
+  private async countStarts(type: string, count: number, now: number): Promise<void> {
+    await this.later`
+      WITH counted AS (
+        UPDATE types SET claims_started = claims_started + ${count}::int
+         WHERE type = ${type} AND rate_max IS NOT NULL
+        RETURNING claims_started, rate_max, rate_per_ms),
+      pruned AS (
+        DELETE FROM claim_starts s USING counted c
+         WHERE s.type = ${type} AND s.seq <= c.claims_started - c.rate_max
+           AND s.started <= ${now}::bigint - c.rate_per_ms)
+      INSERT INTO claim_starts (type, seq, started)
+      SELECT ${type}, g, ${now}::bigint
+        FROM counted, generate_series(counted.claims_started - ${count}::int + 1,
+                                      counted.claims_started) g`;
+  }
+
+  async rateLimitHold(type: string, now: number): Promise<RateHold | null> {
+    // Known already when this write's claim found the type without a rate limit.
+    if (this.unlimited.has(type)) return null;
+    const [row] = await this.sql`
+      SELECT t.rate_max, t.rate_per_ms, s.started + t.rate_per_ms AS until
+        FROM types t
+        JOIN claim_starts s ON s.type = t.type AND s.seq = t.claims_started + 1 - t.rate_max
+       WHERE t.type = ${type} AND NOT t.paused AND s.started > ${now}::bigint - t.rate_per_ms`;
+    return row
+      ? { max: num(row.rate_max), perMs: num(row.rate_per_ms), until: num(row.until) }
+      : null;
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {
@@ -775,20 +848,22 @@ export class PgTx extends PgReads implements WriteTx {
   }
 
   async typeControl(type: string): Promise<TypeControlsRecord | null> {
-    const [row] = await this.sql`SELECT type, paused, concurrency FROM types WHERE type = ${type}`;
-    return row
-      ? {
-          type: row.type,
-          paused: row.paused === true,
-          concurrency: row.concurrency === null ? null : Number(row.concurrency),
-        }
-      : null;
+    const [row] = await this.sql`
+      SELECT type, paused, concurrency, rate_max, rate_per_ms FROM types WHERE type = ${type}`;
+    return row ? toControls(row) : null;
   }
 
   async setTypeControl(c: TypeControlsRecord): Promise<void> {
+    const rate = c.rateLimit;
+    this.unlimited.delete(c.type);
     await this.later`
-      INSERT INTO types (type, paused, concurrency) VALUES (${c.type}, ${c.paused}, ${c.concurrency})
-      ON CONFLICT (type) DO UPDATE SET paused = excluded.paused, concurrency = excluded.concurrency`;
+      INSERT INTO types (type, paused, concurrency, rate_max, rate_per_ms)
+      VALUES (${c.type}, ${c.paused}, ${c.concurrency}, ${rate?.max ?? null},
+              ${rate?.perMs ?? null})
+      ON CONFLICT (type) DO UPDATE SET paused = excluded.paused,
+        concurrency = excluded.concurrency, rate_max = excluded.rate_max,
+        rate_per_ms = excluded.rate_per_ms`;
+    if (rate === null) await this.later`DELETE FROM claim_starts WHERE type = ${c.type}`;
   }
 
   /**

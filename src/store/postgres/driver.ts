@@ -17,9 +17,10 @@ import m0002 from "./migrations/0002_dashboard_lists.sql" with { type: "text" };
 import m0003 from "./migrations/0003_minute_history.sql" with { type: "text" };
 import m0004 from "./migrations/0004_type_and_status.sql" with { type: "text" };
 import m0005 from "./migrations/0005_schedules.sql" with { type: "text" };
+import m0006 from "./migrations/0006_rate_limits.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
-const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005];
+const MIGRATIONS: string[] = [m0001, m0002, m0003, m0004, m0005, m0006];
 
 /** How long the sequencer waits for more commits before placing their events. */
 const SEQUENCE_GATHER_MS = 2;

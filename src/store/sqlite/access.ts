@@ -24,6 +24,7 @@ import type {
   PipelineProgress,
   PipelineRecord,
   PipelineStatus,
+  RateHold,
   ScheduleRecord,
   TypeControlsRecord,
   WaitingCount,
@@ -34,7 +35,7 @@ import { EventReads, EventWrites } from "./events.ts";
 import { HistoryReads, HistoryWrites } from "./history.ts";
 import { PipelineReads, PipelineWrites, toPipelineRecord } from "./pipelines.ts";
 import { ScheduleReads, ScheduleWrites, toScheduleRecord } from "./schedules.ts";
-import { IdempotencySql, TypeReads, TypeWrites } from "./types.ts";
+import { IdempotencySql, TypeReads, TypeWrites, toControls } from "./types.ts";
 
 /** The read statements of one connection. */
 export class ReadStatements {
@@ -166,15 +167,15 @@ export class SqliteReads implements Reads {
   }
 
   async typeControls(): Promise<TypeControlsRecord[]> {
-    return this.s.types.controls.all().map((row) => ({
-      type: row.type,
-      paused: row.paused === 1,
-      concurrency: row.concurrency,
-    }));
+    return this.s.types.controls.all().map(toControls);
   }
 
   async oldestWaiting(type: string): Promise<number | null> {
     return this.s.types.oldestWaiting.get(type)?.created ?? null;
+  }
+
+  async claimStartsSince(type: string, since: number): Promise<number> {
+    return this.s.types.startsSince.get(type, since)?.count ?? 0;
   }
 
   async minuteCounts(from: number, type?: string): Promise<MinuteCounts[]> {
@@ -245,14 +246,28 @@ export class SqliteTx extends SqliteReads implements WriteTx {
     return rows.map((row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 
-  async nextClaimable(type: string): Promise<ErrandRecord | null> {
-    const row = this.w.errandWrites.candidate.get(type, 1);
-    return this.seen(row ? toRecord(row) : null);
+  async nextClaimable(type: string, now: number): Promise<ErrandRecord | null> {
+    return (await this.nextClaimables(type, 1, now))[0] ?? null;
   }
 
-  async nextClaimables(type: string, limit: number): Promise<ErrandRecord[]> {
-    const rows = this.w.errandWrites.candidate.all(type, limit);
+  async nextClaimables(type: string, limit: number, now: number): Promise<ErrandRecord[]> {
+    const rows = this.w.errandWrites.candidate.all(type, limit, now);
+    if (rows[0]?.rate_limited) this.countStarts(type, rows.length, now);
     return rows.map((row) => this.seen(toRecord(row)) as ErrandRecord);
+  }
+
+  /** Numbers `count` claims of a rate-limited type started at `now`, dropping the starts no claim reads again. */
+  private countStarts(type: string, count: number, now: number): void {
+    const w = this.w.typeWrites;
+    const limit = w.countStarts.get(type, count);
+    if (!limit) return;
+    const newest = limit.claims_started;
+    for (let seq = newest - count + 1; seq <= newest; seq++) w.insertStart.run(type, seq, now);
+    w.pruneStarts.run(type, newest - limit.rate_max, now - limit.rate_per_ms);
+  }
+
+  async rateLimitHold(type: string, now: number): Promise<RateHold | null> {
+    return this.w.typeWrites.hold.get(type, now);
   }
 
   async insertErrand(e: ErrandRecord): Promise<void> {
@@ -418,11 +433,14 @@ export class SqliteTx extends SqliteReads implements WriteTx {
 
   async typeControl(type: string): Promise<TypeControlsRecord | null> {
     const row = this.w.typeWrites.one.get(type);
-    return row ? { type: row.type, paused: row.paused === 1, concurrency: row.concurrency } : null;
+    return row ? toControls(row) : null;
   }
 
   async setTypeControl(c: TypeControlsRecord): Promise<void> {
-    this.w.typeWrites.upsert.get(c.type, c.paused ? 1 : 0, c.concurrency);
+    const w = this.w.typeWrites;
+    const rate = c.rateLimit;
+    w.upsert.get(c.type, c.paused ? 1 : 0, c.concurrency, rate?.max ?? null, rate?.perMs ?? null);
+    if (rate === null) w.forgetStarts.run(c.type);
   }
 
   async addMinuteCounts(deltas: MinuteDelta[]): Promise<void> {

@@ -34,6 +34,7 @@ import m0009 from "./migrations/0009_dashboard_lists.sql" with { type: "text" };
 import m0010 from "./migrations/0010_minute_history.sql" with { type: "text" };
 import m0011 from "./migrations/0011_type_and_status.sql" with { type: "text" };
 import m0012 from "./migrations/0012_schedules.sql" with { type: "text" };
+import m0013 from "./migrations/0013_rate_limits.sql" with { type: "text" };
 
 /** Numbered migrations; index i holds version i + 1. */
 const MIGRATIONS: string[] = [
@@ -49,6 +50,7 @@ const MIGRATIONS: string[] = [
   m0010,
   m0011,
   m0012,
+  m0013,
 ];
 
 /** Whether each commit is fsync'd before it is answered (full), or left to the OS (normal). */

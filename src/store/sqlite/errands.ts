@@ -84,6 +84,11 @@ export function toRow(e: ErrandRecord): ErrandRow {
   };
 }
 
+/** A claim's candidate, and whether its type has a rate limit (1) or not (0 or null). */
+export interface ClaimRow extends ErrandRow {
+  rate_limited: number | null;
+}
+
 /** Binds (type, status, after, limit): each statement of a filter's shape reads what it names. */
 type FilterParams = [string | null, string | null, string, number];
 
@@ -251,18 +256,33 @@ export class ErrandWrites {
     // The next `?2` errands of a type: the highest priority, then the oldest, on the
     // errands_claim index; as many as the type's free slots allow, none while it is paused,
     // the errands active counted on errands_active in this same transaction (the one writer:
-    // no other claim runs between). The limit is worked out once, before the walk.
-    this.candidate = db.prepare<ErrandRow, [string, number]>(
-      `SELECT ${COLUMNS} FROM errands
+    // no other claim runs between). Under a rate limit, claim claims_started + j may start at
+    // ?3 if claim claims_started + j - rate_max started rate_per_ms ago or more (or is not
+    // kept): the first kept start of those still in the window bounds the take, one key read
+    // per errand asked, and never more than rate_max at once (beyond, a claim would wait on
+    // one of its own batch). The limit is worked out once, before the walk. `rate_limited` tells
+    // whether the starts are to be counted, read once (the subquery depends on no row).
+    this.candidate = db.prepare<ClaimRow, [string, number, number]>(
+      `SELECT ${COLUMNS}, (SELECT rate_max IS NOT NULL FROM types WHERE type = ?1) AS rate_limited
+         FROM errands
         WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
         ORDER BY priority DESC, created, id
         LIMIT coalesce((
           SELECT CASE WHEN paused = 1 THEN 0
-                      WHEN concurrency IS NULL THEN ?2
-                      ELSE max(0, min(?2, concurrency - (
-                        SELECT count(*) FROM errands INDEXED BY errands_active
-                         WHERE type = ?1 AND status = 'active'))) END
-            FROM types WHERE types.type = ?1), ?2)`,
+                      ELSE max(0, min(?2,
+                        CASE WHEN concurrency IS NULL THEN ?2
+                             ELSE concurrency - (
+                               SELECT count(*) FROM errands INDEXED BY errands_active
+                                WHERE type = ?1 AND status = 'active') END,
+                        CASE WHEN rate_max IS NULL THEN ?2
+                             ELSE coalesce((
+                               SELECT min(s.seq) FROM claim_starts s
+                                WHERE s.type = ?1
+                                  AND s.seq BETWEEN t.claims_started + 1 - t.rate_max
+                                                AND t.claims_started + ?2 - t.rate_max
+                                  AND s.started > ?3 - t.rate_per_ms)
+                               - (t.claims_started + 1 - t.rate_max), t.rate_max) END)) END
+            FROM types t WHERE t.type = ?1), ?2)`,
     );
     // Errands by id, ?1 a JSON array of ids, each one seek on the primary key.
     this.byIds = db.prepare<ErrandRow, [string]>(
