@@ -64,6 +64,9 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
     await shown(email.locator('td[data-status="inactive"]', { hasText: /^1$/ }));
     await shown(email.locator('td[data-status="scheduled"]', { hasText: /^1$/ }));
     await shown(d.page.locator('.total [data-status="inactive"]', { hasText: /^3$/ }));
+    await d.api("PUT", "/v1/types/email", { rateLimit: { max: 10, perMs: 1000 } });
+    await create(d, "mail 2", "email");
+    await shown(email.locator(".tag", { hasText: "≤ 10 per 1s" }));
     // And it follows the stream: one more errand, no reload.
     await create(d, "resize 3", "images");
     await shown(images.locator('td[data-status="inactive"]', { hasText: /^3$/ }));
@@ -342,7 +345,10 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
     });
     await claim(d, "images");
     await d.api("PUT", "/v1/types/email", { paused: true });
-    await d.api("PUT", "/v1/types/images", { concurrency: 4 });
+    await d.api("PUT", "/v1/types/images", {
+      concurrency: 4,
+      rateLimit: { max: 50, perMs: 60_000 },
+    });
     await d.api("PUT", "/v1/schedules/nightly-report", {
       cron: "30 2 * * *",
       timezone: "Europe/London",

@@ -30,6 +30,7 @@ export function ago(ms: number, now = Date.now()): string {
 
 /** 95 000 → "1m 35s"; 60 000 → "1m". */
 export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);

@@ -114,6 +114,14 @@ function TypeRow({ row, onChange }: { row: TypeSummary; onChange: () => void }) 
       <th scope="row">
         <a href={href("errands", undefined, { type: row.type })}>{row.type}</a>
         {row.paused && <span class="tag">paused</span>}
+        {row.rateLimit && (
+          <span
+            class="tag"
+            title={`${row.claimsInWindow ?? 0} claims started in the current window`}
+          >
+            ≤ {row.rateLimit.max} per {duration(row.rateLimit.perMs)}
+          </span>
+        )}
       </th>
       {STATUSES.map((status) => (
         <td class="num" data-status={status} key={status}>
