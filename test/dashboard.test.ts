@@ -243,6 +243,33 @@ describe.skipIf(CHROMIUM === null)("the dashboard in headless Chromium", () => {
     stayedLocal(d);
   });
 
+  test("the Errands view shows the newest first, or the oldest when asked, and keeps the choice in the URL", async () => {
+    const d = await open();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await create(d, `job ${i}`, "ordered")).id);
+    const firstRow = () => d.page.locator("table.errands tbody tr").first().getAttribute("data-id");
+    await d.page.goto(`${d.base}#/errands`);
+    await shown(d.page.locator(`tr[data-id="${ids[0]}"]`));
+    expect(await firstRow()).toBe(ids[2]);
+    // A new errand comes in at the top, without a reload.
+    const { id: newest } = await create(d, "job 3", "ordered");
+    await shown(d.page.locator(`tr[data-id="${newest}"]`));
+    expect(await firstRow()).toBe(newest);
+    await d.page.getByLabel("Order").selectOption("oldest");
+    await d.page.waitForURL(/order=oldest/);
+    await shown(
+      d.page
+        .locator("table.errands tbody tr")
+        .first()
+        .and(d.page.locator(`tr[data-id="${ids[0]}"]`)),
+    );
+    await d.page.reload();
+    await shown(d.page.locator(`tr[data-id="${newest}"]`));
+    expect(await firstRow()).toBe(ids[0]);
+    expect(await d.page.getByLabel("Order").inputValue()).toBe("oldest");
+    stayedLocal(d);
+  });
+
   test("rows selected, then every errand matching the filter, are retried after a confirmation", async () => {
     const d = await open();
     const failed: string[] = [];

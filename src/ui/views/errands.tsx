@@ -27,8 +27,10 @@ export function Errands({ place }: { place: Place }) {
   const status = place.params.get("status") ?? "";
   const type = place.params.get("type") ?? "";
   const name = place.params.get("name") ?? "";
+  // Newest first unless the URL says otherwise: what an operator opening the view looks for.
+  const order = place.params.get("order") === "oldest" ? "oldest" : "newest";
   const { after, pager, restart } = useCursor(place, (from) =>
-    href("errands", undefined, { status, type, name, after: from }),
+    href("errands", undefined, { status, type, name, order: orderParam(order), after: from }),
   );
   const [page, setPage] = useState<Page | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -44,7 +46,7 @@ export function Errands({ place }: { place: Place }) {
     (!name || errand.name.startsWith(name));
 
   const load = () =>
-    api<Page>("GET", `v1/errands${query({ status, type, name, limit: PAGE, after })}`).then(
+    api<Page>("GET", `v1/errands${query({ status, type, name, order, limit: PAGE, after })}`).then(
       (answer) => {
         setPage(answer);
         setError(null);
@@ -59,7 +61,8 @@ export function Errands({ place }: { place: Place }) {
       (answer) => setTypes(answer.results.map((t) => t.type)),
       () => {},
     );
-    // Each event changes the rows it concerns; a new errand joins the last page.
+    // Each event changes the rows it concerns; a new errand joins the first page (newest
+    // first) or the last (oldest first).
     const off = live.subscribe(({ event, errand }) => {
       setPage((current) => {
         if (!current) return current;
@@ -74,7 +77,15 @@ export function Errands({ place }: { place: Place }) {
           results[at] = { ...errand };
           return { ...current, results };
         }
-        if (event !== "created" || !matches(errand) || current.next !== null) return current;
+        if (event !== "created" || !matches(errand)) return current;
+        if (order === "newest") {
+          if (after !== "") return current;
+          const results = [errand, ...current.results];
+          if (results.length <= PAGE) return { ...current, results };
+          const kept = results.slice(0, PAGE);
+          return { results: kept, next: kept.at(-1)?.id ?? null };
+        }
+        if (current.next !== null) return current;
         if (current.results.length >= PAGE)
           return { ...current, next: current.results.at(-1)?.id ?? null };
         return { ...current, results: [...current.results, errand] };
@@ -85,10 +96,10 @@ export function Errands({ place }: { place: Place }) {
       off();
       offResync();
     };
-  }, [status, type, name, after]);
+  }, [status, type, name, order, after]);
 
   const navigate = (params: Record<string, string | undefined>) =>
-    go(href("errands", undefined, { status, type, name, ...params }));
+    go(href("errands", undefined, { status, type, name, order: orderParam(order), ...params }));
 
   const submitSearch = async (e: Event) => {
     e.preventDefault();
@@ -203,6 +214,18 @@ export function Errands({ place }: { place: Place }) {
             </option>
           ))}
         </select>
+        <label for="order">Order</label>
+        <select
+          id="order"
+          value={order}
+          onChange={(e) => {
+            restart();
+            navigate({ order: orderParam(e.currentTarget.value), after: undefined });
+          }}
+        >
+          <option value="newest">newest first</option>
+          <option value="oldest">oldest first</option>
+        </select>
         {name && (
           <a class="button" href={href("errands")}>
             Clear search “{name}”
@@ -309,6 +332,11 @@ export function Errands({ place }: { place: Place }) {
       {dialog}
     </>
   );
+}
+
+/** The order as the URL holds it: left out when it is the default, newest first. */
+function orderParam(order: string): string | undefined {
+  return order === "oldest" ? "oldest" : undefined;
 }
 
 function describeFilter(status: string, type: string): string {
