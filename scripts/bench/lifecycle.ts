@@ -8,7 +8,8 @@
 //        [--batch 32] [--scale 1000000] [--skip-bullmq] [--database postgres://… [--instances 3]]
 // With --database, the server runs on PostgreSQL (a database of its own, made and dropped
 // here), as --instances processes that the client spreads its connections over.
-// Needs redis-server on the PATH for the BullMQ part (Debian: apt-get install redis-server).
+// BullMQ and the SDK path run on Node (scripts/bench/bullmq.mjs, sdk.mjs). Needs redis-server
+// on the PATH for the BullMQ part (Debian: apt-get install redis-server).
 
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -313,37 +314,62 @@ async function ours() {
   };
 }
 
-async function bullmq(fsyncAlways: boolean): Promise<number> {
-  const { Queue, Worker } = await import("bullmq");
+/** Runs a bench script under Node and answers the number of its one JSON line. */
+async function onNode(script: string, args: string[], key: string): Promise<number> {
+  const proc = Bun.spawn(["node", join(import.meta.dir, script), ...args], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  if (code !== 0) throw new Error(`node ${script} exited with ${code}`);
+  return Number(JSON.parse(text.trim().split("\n").at(-1) ?? "{}")[key]);
+}
+
+/**
+ * BullMQ on Node (scripts/bench/bullmq.mjs), with Redis persisting every write
+ * (appendfsync always) or by its defaults: one job per add (`single`), or addBulk by 100.
+ */
+async function bullmq(fsyncAlways: boolean, single: boolean): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "errands-redis-"));
   const port = await freePort();
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
   if (fsyncAlways) args.push("--appendonly", "yes", "--appendfsync", "always");
   const redis = Bun.spawn(["redis-server", ...args], { stdout: "ignore" });
   await Bun.sleep(300);
-  const connection = { host: "127.0.0.1", port, maxRetriesPerRequest: null };
   const rates: number[] = [];
   for (let run = 0; run < RUNS; run++) {
-    const name = `bench${run}`;
-    const queue = new Queue(name, { connection });
-    let done = 0;
-    const finished = Promise.withResolvers<void>();
-    const start = performance.now();
-    const worker = new Worker(name, async () => ({ ok: true }), { connection, concurrency: C / 2 });
-    worker.on("completed", () => {
-      if (++done === N) finished.resolve();
-    });
-    await pool(N, C / 2, async (i) => {
-      await queue.add("e", { i });
-      return true;
-    });
-    await finished.promise;
-    rates.push(N / ((performance.now() - start) / 1000));
-    await worker.close();
-    await queue.close();
+    const shape = single ? ["--single", "--producers", String(C / 2)] : [];
+    rates.push(
+      await onNode(
+        "bullmq.mjs",
+        ["--port", String(port), "--n", String(N), "--concurrency", String(C), ...shape],
+        "jobsPerSecond",
+      ),
+    );
   }
   redis.kill("SIGTERM");
   await redis.exited;
+  rmSync(dir, { recursive: true, force: true });
+  return median(rates);
+}
+
+/** The SDK path on Node (scripts/bench/sdk.mjs, the client built first) against our server. */
+async function sdkPath(): Promise<number> {
+  const build = Bun.spawnSync(["npx", "tsc", "-p", join(import.meta.dir, "../../client")]);
+  if (build.exitCode !== 0) throw new Error(`the client did not build: ${build.stderr}`);
+  const dir = mkdtempSync(join(tmpdir(), "errands-sdk-"));
+  const { base, stop } = await startErrands(dir);
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    rates.push(
+      await onNode(
+        "sdk.mjs",
+        ["--url", base, "--n", String(N), "--concurrency", String(C), "--type", `sdk${run}`],
+        "errandsPerSecond",
+      ),
+    );
+  }
+  await stop();
   rmSync(dir, { recursive: true, force: true });
   return median(rates);
 }
@@ -466,16 +492,21 @@ const top = await ceiling();
 console.log(`raw Bun.serve ceiling        ${fmt(top)} requests/s`);
 console.log(`ours ÷ ceiling (create)      ${(o.create / top).toFixed(2)}`);
 console.log(`ours ÷ ceiling (round trip)  ${((o.round * 3) / top).toFixed(2)}`);
+const sdk = await sdkPath();
+console.log(`SDK path (Node; createMany by 100, worker c${C})  ${fmt(sdk)} errands/s`);
 if (!SKIP_BULLMQ) {
-  const always = await bullmq(true);
-  const plain = await bullmq(false);
-  console.log(`BullMQ, appendfsync always   ${fmt(always)} jobs/s`);
-  console.log(`BullMQ, Redis default        ${fmt(plain)} jobs/s`);
+  const always = await bullmq(true, false);
+  const plain = await bullmq(false, false);
+  const alwaysSingle = await bullmq(true, true);
+  const plainSingle = await bullmq(false, true);
+  console.log(`BullMQ addBulk, appendfsync always  ${fmt(always)} jobs/s`);
+  console.log(`BullMQ addBulk, Redis default       ${fmt(plain)} jobs/s`);
+  console.log(`BullMQ add, appendfsync always      ${fmt(alwaysSingle)} jobs/s`);
+  console.log(`BullMQ add, Redis default           ${fmt(plainSingle)} jobs/s`);
+  console.log(`SDK path ÷ BullMQ addBulk always    ${(sdk / always).toFixed(2)}`);
+  console.log(`SDK path ÷ BullMQ addBulk default   ${(sdk / plain).toFixed(2)}`);
   console.log(
-    `ours ÷ BullMQ always         ${(o.round / always).toFixed(2)} (next=true: ${(o.roundNext / always).toFixed(2)})`,
-  );
-  console.log(
-    `ours ÷ BullMQ default        ${(o.round / plain).toFixed(2)} (next=true: ${(o.roundNext / plain).toFixed(2)})`,
+    `round trip ÷ BullMQ add always      ${(o.round / alwaysSingle).toFixed(2)} (next=true: ${(o.roundNext / alwaysSingle).toFixed(2)})`,
   );
 }
 if (SCALE > 0) {

@@ -28,7 +28,6 @@ import type {
   ListOrder,
   Reads,
   ScheduledCursor,
-  Staged,
   WriteTx,
 } from "../store/driver.ts";
 import type { ErrandRecord, LogEntry, RateHold, Status } from "../store/records.ts";
