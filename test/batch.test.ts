@@ -554,7 +554,8 @@ describe.skipIf(onPostgres)("cost", () => {
     await claimMany(a, "t1", "?count=10");
     await a.call("PUT", "/v1/types/t2", { concurrency: 100 });
     const sql = new WriteStatements(a.store.writer).errandWrites;
-    sql.candidate.all("t2", 50, a.clock.now());
+    sql.take(50).all("t2");
+    sql.activeCount.get("t2");
     sql.byIds.all(JSON.stringify(created.slice(0, 20).map((e: Errand) => e.id)));
     const planOf = (statement: Statement) =>
       a.store.writer
@@ -562,8 +563,8 @@ describe.skipIf(onPostgres)("cost", () => {
         .all()
         .map((row) => row.detail);
     const plans: Array<[Statement, string]> = [
-      [sql.candidate as unknown as Statement, "errands_claim"],
-      [sql.candidate as unknown as Statement, "errands_active"],
+      [sql.take(50) as unknown as Statement, "errands_claim"],
+      [sql.activeCount as unknown as Statement, "errands_active"],
       [sql.byIds as unknown as Statement, "sqlite_autoindex_errands_1"],
     ];
     for (const [statement, index] of plans) {

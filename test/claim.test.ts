@@ -248,9 +248,11 @@ describe.skipIf(onPostgres)("cost", () => {
     // No ANALYZE: a new store has no statistics, and the plans must hold without them.
     const statements = new WriteStatements(app.store.writer);
     const sql = statements.errandWrites;
-    const candidate = sql.candidate as unknown as Statement;
+    const take = sql.take(1) as unknown as Statement;
+    const activeCount = sql.activeCount as unknown as Statement;
     const now = app.clock.now();
-    sql.candidate.get("t2", 1, now);
+    sql.take(1).get("t2");
+    sql.activeCount.get("t2");
     sql.overdue.all(now, 100);
     sql.silent.all(now, 100);
     sql.due.all(now, 100);
@@ -258,9 +260,9 @@ describe.skipIf(onPostgres)("cost", () => {
     const pipelines = statements.pipelineWrites;
     pipelines.finishedBefore.all(now, 100);
     const plans: Array<[Statement, string]> = [
-      [candidate, "errands_claim"],
+      [take, "errands_claim"],
       // A type's concurrency is checked against the errands active, counted on their index.
-      [candidate, "errands_active"],
+      [activeCount, "errands_active"],
       [sql.overdue, "errands_ttl"],
       [sql.silent, "errands_heartbeat"],
       [sql.due, "errands_due"],
@@ -273,6 +275,20 @@ describe.skipIf(onPostgres)("cost", () => {
       expect(plan.filter((step) => /^SCAN (errands|pipelines)\b(?! USING)/.test(step))).toEqual([]);
     }
     app.close();
+  });
+});
+
+describe.skipIf(onPostgres)("cost of a claim on SQLite", () => {
+  test("the take has its count written in, one statement per count: a bound LIMIT is prepared again at every run", () => {
+    const app = makeApp();
+    const writes = new WriteStatements(app.store.writer).errandWrites;
+    const take = writes.take(3);
+    expect(writes.take(3)).toBe(take);
+    expect(writes.take(4)).not.toBe(take);
+    // The type is its one parameter: the count is in the text, not bound.
+    expect(take.paramsCount).toBe(1);
+    expect(() => writes.take(0)).toThrow(RangeError);
+    expect(() => writes.take(1.5)).toThrow(RangeError);
   });
 });
 

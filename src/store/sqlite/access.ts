@@ -251,8 +251,11 @@ export class SqliteTx extends SqliteReads implements WriteTx {
   }
 
   async nextClaimables(type: string, limit: number, now: number): Promise<ErrandRecord[]> {
-    const rows = this.w.errandWrites.candidate.all(type, limit, now);
-    if (rows[0]?.rate_limited) this.countStarts(type, rows.length, now);
+    const writes = this.w.errandWrites;
+    const { allowed, rateLimited } = writes.allowed(type, limit, now);
+    if (allowed <= 0) return [];
+    const rows = writes.take(allowed).all(type);
+    if (rateLimited) this.countStarts(type, rows.length, now);
     return rows.map((row) => this.seen(toRecord(row)) as ErrandRecord);
   }
 

@@ -84,11 +84,6 @@ export function toRow(e: ErrandRecord): ErrandRow {
   };
 }
 
-/** A claim's candidate, and whether its type has a rate limit (1) or not (0 or null). */
-export interface ClaimRow extends ErrandRow {
-  rate_limited: number | null;
-}
-
 /** Binds (type, status, after, limit): each statement of a filter's shape reads what it names. */
 type FilterParams = [string | null, string | null, string, number];
 
@@ -227,10 +222,23 @@ export class ErrandReads {
   }
 }
 
+/** A type's controls, as a claim reads them. */
+interface TypeControlsRow {
+  paused: number;
+  concurrency: number | null;
+  rate_max: number | null;
+  rate_per_ms: number | null;
+  claims_started: number;
+}
+
 /** The statements that change errands, on the write connection. */
 export class ErrandWrites {
   readonly insert;
-  readonly candidate;
+  readonly controls;
+  readonly activeCount;
+  readonly firstInWindow;
+  /** The take of each count asked so far (see take). */
+  private readonly takes = new Map<number, Statement<ErrandRow, [string]>>();
   readonly byIds;
   readonly save;
   readonly status;
@@ -245,7 +253,7 @@ export class ErrandWrites {
   readonly silent;
   readonly due;
 
-  constructor(db: Database) {
+  constructor(private readonly db: Database) {
     // Every field, not only those a new errand sets: a record inserted reads back the same.
     this.insert = db.prepare<unknown, [Record<keyof ErrandRow, string | number | null>]>(
       `INSERT INTO errands (${COLUMNS})
@@ -253,36 +261,21 @@ export class ErrandWrites {
          $progress, $attempts, $started, $failed, $completed, $finished, $ttl_deadline,
          $pipeline, $run_at, $heartbeat_deadline)`,
     );
-    // The next `?2` errands of a type: the highest priority, then the oldest, on the
-    // errands_claim index; as many as the type's free slots allow, none while it is paused,
-    // the errands active counted on errands_active in this same transaction (the one writer:
-    // no other claim runs between). Under a rate limit, claim claims_started + j may start at
-    // ?3 if claim claims_started + j - rate_max started rate_per_ms ago or more (or is not
-    // kept): the first kept start of those still in the window bounds the take, one key read
-    // per errand asked, and never more than rate_max at once (beyond, a claim would wait on
-    // one of its own batch). The limit is worked out once, before the walk. `rate_limited` tells
-    // whether the starts are to be counted, read once (the subquery depends on no row).
-    this.candidate = db.prepare<ClaimRow, [string, number, number]>(
-      `SELECT ${COLUMNS}, (SELECT rate_max IS NOT NULL FROM types WHERE type = ?1) AS rate_limited
-         FROM errands
-        WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
-        ORDER BY priority DESC, created, id
-        LIMIT coalesce((
-          SELECT CASE WHEN paused = 1 THEN 0
-                      ELSE max(0, min(?2,
-                        CASE WHEN concurrency IS NULL THEN ?2
-                             ELSE concurrency - (
-                               SELECT count(*) FROM errands INDEXED BY errands_active
-                                WHERE type = ?1 AND status = 'active') END,
-                        CASE WHEN rate_max IS NULL THEN ?2
-                             ELSE coalesce((
-                               SELECT min(s.seq) FROM claim_starts s
-                                WHERE s.type = ?1
-                                  AND s.seq BETWEEN t.claims_started + 1 - t.rate_max
-                                                AND t.claims_started + ?2 - t.rate_max
-                                  AND s.started > ?3 - t.rate_per_ms)
-                               - (t.claims_started + 1 - t.rate_max), t.rate_max) END)) END
-            FROM types t WHERE t.type = ?1), ?2)`,
+    // What a claim of a type needs to know of its controls (no row: none).
+    this.controls = db.prepare<TypeControlsRow, [string]>(
+      `SELECT paused, concurrency, rate_max, rate_per_ms, claims_started
+         FROM types WHERE type = CAST(?1 AS TEXT)`,
+    );
+    // Counted in the claim's own transaction (the one writer: no other claim runs between).
+    this.activeCount = db.prepare<{ n: number }, [string]>(
+      `SELECT count(*) AS n FROM errands INDEXED BY errands_active
+        WHERE type = CAST(?1 AS TEXT) AND status = 'active'`,
+    );
+    // The first of the starts numbered ?2 to ?3 still inside the window (after ?4): one key
+    // read per start.
+    this.firstInWindow = db.prepare<{ seq: number | null }, [string, number, number, number]>(
+      `SELECT min(seq) AS seq FROM claim_starts
+        WHERE type = CAST(?1 AS TEXT) AND seq BETWEEN ?2 AND ?3 AND started > ?4`,
     );
     // Errands by id, ?1 a JSON array of ids, each one seek on the primary key.
     this.byIds = db.prepare<ErrandRow, [string]>(
@@ -347,5 +340,52 @@ export class ErrandWrites {
       `SELECT id FROM errands INDEXED BY errands_due
         WHERE status = 'scheduled' AND run_at <= ? ORDER BY run_at LIMIT ?`,
     );
+  }
+
+  /**
+   * The next `count` errands of a type: the highest priority, then the oldest, on the
+   * errands_claim index. The count is written into the statement, one per count, prepared the
+   * first time it is asked: SQLite plans with the value of a bound LIMIT, so a statement with
+   * one is prepared again at every run, which cost more than the claim itself.
+   */
+  take(count: number): Statement<ErrandRow, [string]> {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`cannot take ${count} errands`);
+    let statement = this.takes.get(count);
+    if (!statement) {
+      statement = this.db.prepare<ErrandRow, [string]>(
+        `SELECT ${COLUMNS} FROM errands
+          WHERE type = CAST(?1 AS TEXT) AND status = 'inactive'
+          ORDER BY priority DESC, created, id LIMIT ${count}`,
+      );
+      this.takes.set(count, statement);
+    }
+    return statement;
+  }
+
+  /**
+   * How many of `asked` errands a claim of `type` may take at `now`, and whether its starts
+   * are to be counted (a rate limit): none while it is paused; at most its free slots; under a
+   * rate limit, claim claims_started + j may start if claim claims_started + j - rate_max
+   * started rate_per_ms ago or more (or is not kept), so the first kept start of those still in
+   * the window bounds the take, and a take is never more than rate_max (beyond, a claim would
+   * wait on one of its own batch). Each part is its own small statement, run only for a type
+   * that has it: one statement with them all was prepared again at every run.
+   */
+  allowed(type: string, asked: number, now: number): { allowed: number; rateLimited: boolean } {
+    const c = this.controls.get(type);
+    if (!c) return { allowed: asked, rateLimited: false };
+    const rateLimited = c.rate_max !== null;
+    if (c.paused) return { allowed: 0, rateLimited };
+    let allowed = asked;
+    if (c.concurrency !== null) {
+      allowed = Math.min(allowed, c.concurrency - (this.activeCount.get(type)?.n ?? 0));
+    }
+    if (c.rate_max !== null && c.rate_per_ms !== null) {
+      const from = c.claims_started + 1 - c.rate_max;
+      const to = c.claims_started + asked - c.rate_max;
+      const first = this.firstInWindow.get(type, from, to, now - c.rate_per_ms)?.seq ?? null;
+      allowed = Math.min(allowed, first === null ? c.rate_max : first - from);
+    }
+    return { allowed: Math.max(0, allowed), rateLimited };
   }
 }
