@@ -214,6 +214,7 @@ function ThroughputChart({ minutes }: { minutes: MinuteCounts[] }) {
         })}
         <line class="axis" x1={0} y1={CHART_H - 0.5} x2={CHART_W} y2={CHART_H - 0.5} />
       </svg>
+      <TimeAxis minutes={minutes} />
       <figcaption>
         <span class="key key-completed">completed {completed.toLocaleString()}</span>{" "}
         <span class="key key-failed">failed {failed.toLocaleString()}</span>{" "}
@@ -255,10 +256,21 @@ function DepthChart({ minutes }: { minutes: MinuteCounts[] }) {
         })}
         <line class="axis" x1={0} y1={CHART_H - 0.5} x2={CHART_W} y2={CHART_H - 0.5} />
       </svg>
+      <TimeAxis minutes={minutes} />
       <figcaption>
         <span class="key key-waiting">waiting {now.toLocaleString()}</span>{" "}
         <span class="muted">peak {peak.toLocaleString()}</span>
       </figcaption>
     </figure>
+  );
+}
+
+/** Under a chart: how far back its left edge is, and that its right edge is now. */
+function TimeAxis({ minutes }: { minutes: MinuteCounts[] }) {
+  return (
+    <div class="time-axis" aria-hidden="true">
+      <span>{minutes.length} min ago</span>
+      <span>now</span>
+    </div>
   );
 }
