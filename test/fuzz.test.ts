@@ -416,6 +416,15 @@ class Fuzzer {
     } else if (path.startsWith("/v1/types/")) {
       body = { paused: r.chance(0.3), concurrency: r.pick([null, 1, 2, 5, 0, -1, 1.5]) };
       if (r.chance(0.3)) delete body[r.pick(["paused", "concurrency"])];
+      if (r.chance(0.3)) {
+        body.rateLimit = r.pick([
+          null,
+          { max: r.pick([1, 3, 10]), perMs: r.pick([1, 1000, 60_000]) },
+          { max: 0, perMs: 1000 },
+          { max: 2 },
+          5,
+        ]);
+      }
     } else if (path.endsWith("/log")) {
       body = { severity: r.pick(["INFO", "WARNING", "ERROR"]), message: this.text(), ...attempt() };
     } else if (path.endsWith("/failed")) {

@@ -655,7 +655,9 @@ async function batchOf(
   tx: WriteTx,
   selection: Selection,
 ): Promise<{ ids: string[]; next: string | null }> {
-  if ("ids" in selection) return { ids: [...new Set(selection.ids)], next: null };
+  // In id order, as every write that locks several errands takes them: two never wait on
+  // each other in opposite orders.
+  if ("ids" in selection) return { ids: [...new Set(selection.ids)].sort(), next: null };
   // One more than a batch: whether any is left after it.
   const ids = await tx.errandIdsWhere(selection.filter, selection.after, BULK_MAX + 1);
   if (ids.length <= BULK_MAX) return { ids, next: null };
