@@ -4,7 +4,14 @@
 import type { Statement } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
-import { type Answer, appsPerTest, onPostgres, type TestApp, withExplainedTx } from "./harness.ts";
+import {
+  type Answer,
+  appsPerTest,
+  fsyncGate,
+  onPostgres,
+  type TestApp,
+  withExplainedTx,
+} from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
@@ -286,23 +293,18 @@ describe("batch claim", () => {
   test.skipIf(onPostgres)(
     "a client that leaves before its batch is on disk: every errand goes back to the queue",
     async () => {
-      let hold = false;
-      const held: Array<() => void> = [];
-      const a = app({
-        flush: () =>
-          hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve(),
-      });
+      const sync = fsyncGate();
+      const a = app({ flush: sync.flush });
       const created = await createAll(a, [
         ["a", 0],
         ["b", 0],
       ]);
-      hold = true;
+      sync.hold();
       const gone = new AbortController();
       const claiming = claimHeld(a, "t", "?count=2", gone.signal).catch(() => null);
-      await eventually(() => held.length === 1);
+      await eventually(() => sync.count === 1);
       gone.abort();
-      hold = false;
-      for (const release of held.splice(0)) release();
+      sync.releaseAll();
       await claiming;
       for (const e of created) {
         await eventually(async () => (await get(a, e.id)).status === "inactive");

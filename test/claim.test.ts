@@ -5,6 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { WriteTx } from "../src/store/driver.ts";
 import { WriteStatements } from "../src/store/sqlite/access.ts";
 import {
+  fsyncGate,
   makeApp,
   onPostgres,
   removeTempDirs,
@@ -167,11 +168,8 @@ describe.skipIf(onPostgres)("claims that share one commit", () => {
    * from then on.
    */
   function sharedCommit() {
-    let hold = false;
-    const held: Array<() => void> = [];
-    const app = makeApp({
-      flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
-    });
+    const sync = fsyncGate();
+    const app = makeApp({ flush: sync.flush });
     /** Claims made so far, as the writer sees them with its open group. */
     const claimsMade = () =>
       (
@@ -180,10 +178,10 @@ describe.skipIf(onPostgres)("claims that share one commit", () => {
           .get() as { n: number }
       ).n;
     const together = async (n: number, type: string) => {
-      hold = true;
+      sync.hold();
       const opener = app.call("PUT", "/v1/types/unrelated", { paused: false });
-      await eventually(() => held.length === 1);
-      hold = false;
+      await eventually(() => sync.count === 1);
+      sync.open();
       const [commits, writes, made] = [app.store.commits, app.store.committedWrites, claimsMade()];
       let refused = 0;
       const answers = Array.from({ length: n }, () =>
@@ -194,7 +192,7 @@ describe.skipIf(onPostgres)("claims that share one commit", () => {
       );
       // Every claim has run in the open group: it took an errand or found none.
       await eventually(() => claimsMade() - made + refused === n);
-      held[0]?.();
+      sync.release(0);
       expect((await opener).status).toBe(200);
       const all = await Promise.all(answers);
       const commit = [app.store.commits - commits, app.store.committedWrites - writes];
@@ -328,12 +326,8 @@ describe("a client that goes away", () => {
   // Most of these hold back the SQLite engine's fsync, to leave while a claim syncs.
   /** An app whose fsyncs can be held back, and a request that the test can abort. */
   function held() {
-    let hold = false;
-    const waiting: Array<() => void> = [];
-    const app = makeApp({
-      flush: () =>
-        hold ? new Promise<void>((resolve) => waiting.push(resolve)) : Promise.resolve(),
-    });
+    const sync = fsyncGate();
+    const app = makeApp({ flush: sync.flush });
     const send = (method: string, path: string, body?: unknown) => {
       const gone = new AbortController();
       const init: RequestInit = { method, signal: gone.signal };
@@ -343,14 +337,13 @@ describe("a client that goes away", () => {
         .then((res) => res.json() as Promise<{ results?: { id: string }; next?: unknown }>);
       return { answer, leave: () => gone.abort() };
     };
-    const holdSyncs = () => {
-      hold = true;
+    return {
+      app,
+      send,
+      holdSyncs: sync.hold,
+      releaseSyncs: sync.releaseAll,
+      syncsHeld: () => sync.count,
     };
-    const releaseSyncs = () => {
-      hold = false;
-      for (const resolve of waiting.splice(0)) resolve();
-    };
-    return { app, send, holdSyncs, releaseSyncs, syncsHeld: () => waiting.length };
   }
 
   async function statusOf(app: TestApp, id: string) {

@@ -10,6 +10,7 @@ import {
   type Answer,
   appsPerTest,
   fileOf,
+  fsyncGate,
   onPostgres,
   onSchema,
   storedErrands,
@@ -64,15 +65,10 @@ describe("group commit", () => {
   test.skipIf(onPostgres)(
     "requests that arrive over several turns while a commit syncs all go in its next commit",
     async () => {
-      let hold = true;
-      const held: Array<() => void> = [];
-      const a = app({
-        env: { ERRANDS_SYNC: "full" },
-        flush: () =>
-          hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve(),
-      });
+      const sync = fsyncGate(true);
+      const a = app({ env: { ERRANDS_SYNC: "full" }, flush: sync.flush });
       const first = a.call("POST", "/v1/errands/", { name: "first", type: "t" });
-      await eventually(() => held.length === 1);
+      await eventually(() => sync.count === 1);
       const [commits, writes] = [a.store.commits, a.store.committedWrites];
       let answered = 0;
       const later: Promise<Answer>[] = [];
@@ -87,13 +83,13 @@ describe("group commit", () => {
       // The writer sees its own open transaction: every create is in it, none committed.
       await eventually(() => countInGroup(a) === 21);
       expect([a.store.commits, answered]).toEqual([commits, 0]);
-      held[0]?.();
+      sync.release(0);
       expect((await first).status).toBe(200);
-      await eventually(() => held.length === 2);
+      await eventually(() => sync.count === 2);
       expect([a.store.commits - commits, a.store.committedWrites - writes]).toEqual([1, 20]);
       expect(answered).toBe(0); // committed, but not answered before its fsync
-      hold = false;
-      held[1]?.();
+      sync.open();
+      sync.release(1);
       expect((await Promise.all(later)).map((x) => x.status)).toEqual(Array(20).fill(200));
     },
   );

@@ -199,6 +199,37 @@ export function makeApp(
   return made;
 }
 
+/**
+ * Stands in for the SQLite engine's fsync (makeApp's `flush`): while held, each fsync waits
+ * until the test lets it finish, so a commit is written but not yet on disk.
+ */
+export function fsyncGate(holding = false) {
+  let hold = holding;
+  const held: Array<() => void> = [];
+  return {
+    flush: () => (hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve()),
+    /** Holds every fsync from now on. */
+    hold: () => {
+      hold = true;
+    },
+    /** Lets the fsyncs from now on through; those held stay held. */
+    open: () => {
+      hold = false;
+    },
+    /** Lets the n-th fsync held (counting from 0) finish. */
+    release: (n: number) => held[n]?.(),
+    /** Lets the fsyncs from now on through, and every one held finish. */
+    releaseAll: () => {
+      hold = false;
+      for (const done of held.splice(0)) done();
+    },
+    /** How many have been held (and not released by releaseAll). */
+    get count() {
+      return held.length;
+    },
+  };
+}
+
 /** Counts the transactions a PostgreSQL driver commits: each write (or stage) is one. */
 function countCommits(driver: PostgresDriver): () => number {
   let commits = 0;

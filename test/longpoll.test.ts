@@ -1,7 +1,7 @@
 // Long-poll claims: ?wait=S holds a claim until an errand of the type is queued.
 
 import { describe, expect, test } from "bun:test";
-import { type Answer, appsPerTest, onPostgres, type TestApp } from "./harness.ts";
+import { type Answer, appsPerTest, fsyncGate, onPostgres, type TestApp } from "./harness.ts";
 import { eventually } from "./sse.ts";
 
 const app = appsPerTest();
@@ -100,23 +100,18 @@ describe("long-poll claim", () => {
   test.skipIf(onPostgres)(
     "a claim that comes to wait while an errand is being synced queues behind older waiters",
     async () => {
-      let hold = false;
-      const held: Array<() => void> = [];
-      const a = app({
-        env: { ERRANDS_SYNC: "full" },
-        flush: () =>
-          hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve(),
-      });
+      const sync = fsyncGate();
+      const a = app({ env: { ERRANDS_SYNC: "full" }, flush: sync.flush });
       const first = claim(a, "fifo", 30);
       await eventually(() => a.waiters.count === 1);
-      hold = true;
+      sync.hold();
       const created = a.call("POST", "/v1/errands/", { name: "only", type: "fifo" });
       // Committed, not yet on disk: the first waiter has not been told of it.
-      await eventually(() => held.length === 1);
+      await eventually(() => sync.count === 1);
       const second = claim(a, "fifo", 0.2);
       await eventually(() => a.waiters.count === 2);
-      hold = false;
-      held[0]?.();
+      sync.open();
+      sync.release(0);
       expect((await created).status).toBe(200);
       expect((await first).body.results.name).toBe("only");
       expect((await second).status).toBe(404);
@@ -127,12 +122,8 @@ describe("long-poll claim", () => {
   test.skipIf(onPostgres)(
     "a wait that runs out while its claim is being synced still answers the errand",
     async () => {
-      let hold = false;
-      const held: Array<() => void> = [];
-      const a = app({
-        flush: () =>
-          hold ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve(),
-      });
+      const sync = fsyncGate();
+      const a = app({ flush: sync.flush });
       const wait = 0.2;
       let answered = false;
       const waiting = claim(a, "slow", wait).finally(() => {
@@ -142,17 +133,14 @@ describe("long-poll claim", () => {
       // The wait began before it was seen queued, so it has run out by this time.
       const waitEnds = performance.now() + wait * 1000;
       // Every sync after the create's is held: the waiter's claim commits but is not on disk.
-      a.bus.subscribe(() => {
-        hold = true;
-      });
+      a.bus.subscribe(sync.hold);
       const created = (await a.call("POST", "/v1/errands/", { name: "e", type: "slow" })).body;
-      await eventually(() => held.length === 1);
+      await eventually(() => sync.count === 1);
       await eventually(() => performance.now() > waitEnds);
       // Timers run in deadline order: the wait's own, due by now, runs before this one.
       await new Promise((resolve) => setTimeout(resolve, 0));
       expect(answered).toBe(false); // its claim is not on disk yet
-      hold = false;
-      for (const release of held.splice(0)) release();
+      sync.releaseAll();
       const answer = await waiting;
       expect(answer.status).toBe(200);
       expect(answer.body.results.id).toBe(created.results.id);
